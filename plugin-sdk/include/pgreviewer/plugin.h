@@ -160,6 +160,19 @@ typedef struct pgr_host {
     const char *(*connection_id)(pgr_task *task);
     int64_t (*execution_id)(pgr_task *task); /* 0 when not recorded in a store */
     int (*attempt)(pgr_task *task);          /* 1 for the first attempt */
+
+    /* Typed access to the top-level params, so that a plugin needs no JSON
+     * library for simple params. Strings are owned by the host and valid
+     * until run() returns. param_string returns NULL when the key is absent
+     * or not a string; param_int / param_number / param_bool return 0 and
+     * store the value, or -1 when absent or of another type (the manifest's
+     * schema normally rules that out); param_json returns the value as JSON
+     * text, or NULL when absent. */
+    const char *(*param_string)(pgr_task *task, const char *key);
+    int (*param_int)(pgr_task *task, const char *key, int64_t *out);
+    int (*param_number)(pgr_task *task, const char *key, double *out);
+    int (*param_bool)(pgr_task *task, const char *key, int *out);
+    const char *(*param_json)(pgr_task *task, const char *key);
 } pgr_host;
 
 /* True when the running host's table has the service `field` (a name of a

@@ -1,0 +1,906 @@
+/*
+ * executor.c - see executor.h.
+ *
+ * Wire format between the pool and an executor: frames of a 4-byte
+ * big-endian length followed by that many bytes of JSON.
+ *   parent -> executor: {"execution_id", "task", "type", "connection",
+ *                        "params", "state", "timeout_ms", "attempt"}
+ *   executor -> parent: {"kind": "progress", "fraction", "note"} (any number)
+ *                       {"kind": "done", "outcome", "message", "result",
+ *                        "state", "duration_ms"} (exactly one per job)
+ * We fork without exec: the executor inherits the loaded plugins and the
+ * parsed configuration, and nothing secret travels in argv or the
+ * environment of a new program.
+ */
+#include "executor.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define MAX_FRAME (512u * 1024 * 1024)
+
+/* ---------------------------------------------------------------- jobs */
+
+bool exec_outcome_retryable(exec_outcome o)
+{
+    return o == EXEC_RETRY || o == EXEC_CRASHED || o == EXEC_TIMEOUT;
+}
+
+const char *exec_outcome_name(exec_outcome o)
+{
+    static const char *const names[] = {"success", "retry", "fail", "crashed", "timeout"};
+    return (unsigned)o < 5 ? names[o] : "unknown";
+}
+
+exec_job *exec_job_new(int64_t execution_id, const char *task_name, const char *task_type,
+                       const char *connection_id, json_t *params, json_t *state,
+                       int64_t timeout_ms, int attempt)
+{
+    exec_job *j = xcalloc(1, sizeof *j);
+    j->execution_id = execution_id;
+    j->task_name = xstrdup(task_name);
+    j->task_type = xstrdup(task_type);
+    j->connection_id = xstrdup(connection_id);
+    j->params = params ? params : json_object();
+    j->state = state;
+    j->timeout_ms = timeout_ms;
+    j->attempt = attempt > 0 ? attempt : 1;
+    return j;
+}
+
+void exec_job_free(exec_job *j)
+{
+    if (!j)
+        return;
+    free(j->task_name);
+    free(j->task_type);
+    free(j->connection_id);
+    json_decref(j->params);
+    json_decref(j->state);
+    free(j);
+}
+
+void exec_result_free(exec_result *r)
+{
+    if (!r)
+        return;
+    exec_job_free(r->job);
+    free(r->message);
+    json_decref(r->result);
+    json_decref(r->state);
+    free(r);
+}
+
+/* -------------------------------------------------------------- frames */
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int read_all(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+    while (len) {
+        ssize_t n = read(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Send `o` as one frame. Returns 0 or -1 (peer gone). */
+static int send_frame(int fd, const json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT);
+    if (!s)
+        return -1;
+    size_t len = strlen(s);
+    unsigned char hdr[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
+                            (unsigned char)(len >> 8), (unsigned char)len};
+    int rc = write_all(fd, hdr, 4) < 0 || write_all(fd, s, len) < 0 ? -1 : 0;
+    free(s);
+    return rc;
+}
+
+/* Receive one frame. Returns a new JSON value, or NULL on EOF or garbage. */
+static json_t *recv_frame(int fd)
+{
+    unsigned char hdr[4];
+    if (read_all(fd, hdr, 4) < 0)
+        return NULL;
+    uint32_t len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+    if (len > MAX_FRAME)
+        return NULL;
+    char *buf = xmalloc(len + 1);
+    if (read_all(fd, buf, len) < 0) {
+        free(buf);
+        return NULL;
+    }
+    json_t *o = json_loadb(buf, len, JSON_DECODE_ANY, NULL);
+    free(buf);
+    return o;
+}
+
+/* ------------------------------------------------------ executor side */
+
+struct pgr_task {
+    const pgr_config *cfg;
+    int fd;
+    int64_t execution_id;
+    const char *name, *type, *connection_id;
+    int attempt;
+    char *params_text;
+    json_t *params;
+    char **strings; /* param_json results, freed after the run */
+    size_t n_strings;
+    char *state_text;
+    json_t *result;
+    json_t *new_state;
+    char *message;
+    PGconn *conn;
+    char *conn_error;
+    bool conn_tried;
+    int64_t deadline_ms; /* monotonic; 0: none */
+    int64_t last_progress_ms;
+};
+
+static volatile sig_atomic_t cancel_requested;
+static PGcancel *volatile cancel_handle;
+
+static void on_sigterm(int sig)
+{
+    (void)sig;
+    cancel_requested = 1;
+    PGcancel *c = cancel_handle;
+    if (c) {
+        char buf[64];
+        PQcancel(c, buf, sizeof buf); /* documented as safe in a signal handler */
+    }
+}
+
+static void host_log(pgr_task *t, pgr_log_level level, const char *message)
+{
+    (void)t;
+    log_msg((log_level)(level <= PGR_LOG_ERROR ? level : PGR_LOG_ERROR), "%s",
+            message ? message : "");
+}
+
+static const char *host_params_json(pgr_task *t)
+{
+    return t->params_text;
+}
+
+static int host_set_result(pgr_task *t, const char *json)
+{
+    json_t *v = json ? json_loads(json, JSON_DECODE_ANY, NULL) : NULL;
+    if (!v)
+        return -1;
+    json_decref(t->result);
+    t->result = v;
+    return 0;
+}
+
+static void host_set_message(pgr_task *t, const char *message)
+{
+    free(t->message);
+    t->message = xstrdup(message);
+}
+
+static void host_progress(pgr_task *t, double fraction, const char *note)
+{
+    int64_t now = mono_ms();
+    if (now - t->last_progress_ms < 1000)
+        return;
+    t->last_progress_ms = now;
+    json_t *o = json_pack("{s:s, s:f, s:s?}", "kind", "progress", "fraction", fraction, "note",
+                          note);
+    send_frame(t->fd, o);
+    json_decref(o);
+}
+
+static int host_cancelled(pgr_task *t)
+{
+    (void)t;
+    return cancel_requested != 0;
+}
+
+static int64_t host_remaining_ms(pgr_task *t)
+{
+    if (!t->deadline_ms)
+        return -1;
+    int64_t left = t->deadline_ms - mono_ms();
+    return left > 0 ? left : 0;
+}
+
+/* Build libpq keywords for a configured connection. Passwords are read
+ * from password_file here, inside the executor, and wiped after use. */
+static PGconn *connect_configured(pgr_task *t, const cfg_connection *c)
+{
+    const char *kw[16], *val[16];
+    int n = 0;
+    char port[16], timeout[16], *password = NULL, *appname, *options = NULL;
+    char err[512];
+    if (c->host)
+        kw[n] = "host", val[n++] = c->host;
+    if (c->port) {
+        snprintf(port, sizeof port, "%d", c->port);
+        kw[n] = "port", val[n++] = port;
+    }
+    if (c->database)
+        kw[n] = "dbname", val[n++] = c->database;
+    if (c->username)
+        kw[n] = "user", val[n++] = c->username;
+    if (c->sslmode)
+        kw[n] = "sslmode", val[n++] = c->sslmode;
+    if (c->credentials == CRED_PASSWORD_FILE) {
+        password = read_secret_file(c->password_file, err, sizeof err);
+        if (!password) {
+            t->conn_error = xasprintf("connection %s: %s", c->id, err);
+            return NULL;
+        }
+        kw[n] = "password", val[n++] = password;
+    }
+    snprintf(timeout, sizeof timeout, "%lld",
+             (long long)((c->connect_timeout_ms > 0 ? c->connect_timeout_ms : 10000) + 999) / 1000);
+    kw[n] = "connect_timeout", val[n++] = timeout;
+    appname = xasprintf("pgreviewer/%s", t->name);
+    kw[n] = "application_name", val[n++] = appname;
+    if (t->deadline_ms) {
+        options = xasprintf("-c statement_timeout=%lld", (long long)host_remaining_ms(t));
+        kw[n] = "options", val[n++] = options;
+    }
+    kw[n] = NULL, val[n] = NULL;
+    PGconn *conn = PQconnectdbParams(kw, val, 0);
+    if (password) {
+        explicit_bzero(password, strlen(password));
+        free(password);
+    }
+    free(appname);
+    free(options);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        char *msg = xstrdup(PQerrorMessage(conn));
+        msg[strcspn(msg, "\n")] = '\0';
+        t->conn_error = xasprintf("connection %s: %s", c->id, msg);
+        free(msg);
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+/* The reserved connection "store": the analytics store, read-only. */
+static PGconn *connect_store(pgr_task *t)
+{
+    if (!t->cfg->store.url) {
+        t->conn_error = xstrdup("connection store: no store is configured (set store.url)");
+        return NULL;
+    }
+    PGconn *conn = PQconnectdb(t->cfg->store.url);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        char *msg = xstrdup(PQerrorMessage(conn));
+        msg[strcspn(msg, "\n")] = '\0';
+        t->conn_error = xasprintf("connection store: %s", msg);
+        free(msg);
+        PQfinish(conn);
+        return NULL;
+    }
+    PGresult *r = PQexec(conn, "BEGIN READ ONLY");
+    PQclear(r);
+    return conn;
+}
+
+static struct pg_conn *host_connection(pgr_task *t, const char **error)
+{
+    if (!t->conn_tried) {
+        t->conn_tried = true;
+        if (!t->connection_id) {
+            t->conn_error = xasprintf("task %s has no connection", t->name);
+        } else if (strcmp(t->connection_id, "store") == 0) {
+            t->conn = connect_store(t);
+        } else {
+            const cfg_connection *c = config_find_connection(t->cfg, t->connection_id);
+            if (!c)
+                t->conn_error = xasprintf("connection %s is not configured", t->connection_id);
+            else
+                t->conn = connect_configured(t, c);
+        }
+        if (t->conn)
+            cancel_handle = PQgetCancel(t->conn);
+    }
+    if (!t->conn && error)
+        *error = t->conn_error;
+    return t->conn;
+}
+
+static const char *host_state_get(pgr_task *t)
+{
+    return t->state_text;
+}
+
+static int host_state_set(pgr_task *t, const char *json)
+{
+    json_t *v = json ? json_loads(json, JSON_DECODE_ANY, NULL) : NULL;
+    if (!v)
+        return -1;
+    json_decref(t->new_state);
+    t->new_state = v;
+    return 0;
+}
+
+static const char *host_task_name(pgr_task *t)
+{
+    return t->name;
+}
+static const char *host_task_type(pgr_task *t)
+{
+    return t->type;
+}
+static const char *host_connection_id(pgr_task *t)
+{
+    return t->connection_id;
+}
+static int64_t host_execution_id(pgr_task *t)
+{
+    return t->execution_id;
+}
+static int host_attempt(pgr_task *t)
+{
+    return t->attempt;
+}
+
+static const char *host_param_string(pgr_task *t, const char *key)
+{
+    return json_string_value(json_object_get(t->params, key));
+}
+
+static int host_param_int(pgr_task *t, const char *key, int64_t *out)
+{
+    json_t *v = json_object_get(t->params, key);
+    if (!json_is_integer(v))
+        return -1;
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static int host_param_number(pgr_task *t, const char *key, double *out)
+{
+    json_t *v = json_object_get(t->params, key);
+    if (!json_is_number(v))
+        return -1;
+    *out = json_number_value(v);
+    return 0;
+}
+
+static int host_param_bool(pgr_task *t, const char *key, int *out)
+{
+    json_t *v = json_object_get(t->params, key);
+    if (!json_is_boolean(v))
+        return -1;
+    *out = json_is_true(v);
+    return 0;
+}
+
+static const char *host_param_json(pgr_task *t, const char *key)
+{
+    json_t *v = json_object_get(t->params, key);
+    if (!v)
+        return NULL;
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    t->strings = xrealloc(t->strings, (t->n_strings + 1) * sizeof *t->strings);
+    t->strings[t->n_strings++] = s;
+    return s;
+}
+
+static const pgr_host host_table = {
+    .head = {PGR_HOST_MAGIC, PGR_ABI_MAJOR, PGR_ABI_MINOR, (uint32_t)sizeof(pgr_host),
+             (uint16_t)sizeof(void *), 0},
+    .log = host_log,
+    .params_json = host_params_json,
+    .set_result = host_set_result,
+    .set_message = host_set_message,
+    .progress = host_progress,
+    .cancelled = host_cancelled,
+    .remaining_ms = host_remaining_ms,
+    .connection = host_connection,
+    .state_get = host_state_get,
+    .state_set = host_state_set,
+    .task_name = host_task_name,
+    .task_type = host_task_type,
+    .connection_id = host_connection_id,
+    .execution_id = host_execution_id,
+    .attempt = host_attempt,
+    .param_string = host_param_string,
+    .param_int = host_param_int,
+    .param_number = host_param_number,
+    .param_bool = host_param_bool,
+    .param_json = host_param_json,
+};
+
+/* Per executor: each plugin's init state. */
+typedef struct plugin_slot {
+    bool inited;
+    bool ok;
+    void *data;
+    char err[512];
+} plugin_slot;
+
+static const plugin_slot *ensure_init(const pgr_config *cfg, const plugin_registry *reg,
+                                      plugin_slot *slots, const loaded_plugin *p)
+{
+    plugin_slot *s = &slots[p - reg->plugins];
+    if (s->inited)
+        return s;
+    s->inited = true;
+    s->ok = true;
+    if (!p->desc->init)
+        return s;
+    json_t *pc = cfg->plugins.config ? json_object_get(cfg->plugins.config, p->name) : NULL;
+    char *conf = pc ? json_dumps(pc, JSON_COMPACT) : xstrdup("{}");
+    if (p->desc->init(&host_table, conf, &s->data, s->err, sizeof s->err) != 0) {
+        s->ok = false;
+        s->err[sizeof s->err - 1] = '\0';
+        if (!s->err[0])
+            snprintf(s->err, sizeof s->err, "init failed");
+    }
+    free(conf);
+    return s;
+}
+
+static void task_clear(pgr_task *t)
+{
+    free(t->params_text);
+    for (size_t i = 0; i < t->n_strings; i++)
+        free(t->strings[i]);
+    free(t->strings);
+    free(t->state_text);
+    json_decref(t->result);
+    json_decref(t->new_state);
+    free(t->message);
+    if (cancel_handle) {
+        PGcancel *c = cancel_handle;
+        cancel_handle = NULL;
+        PQfreeCancel(c);
+    }
+    if (t->conn)
+        PQfinish(t->conn);
+    free(t->conn_error);
+    memset(t, 0, sizeof *t);
+}
+
+/* Run one job frame; returns the "done" frame. */
+static json_t *run_job(const pgr_config *cfg, const plugin_registry *reg, plugin_slot *slots,
+                       int fd, json_t *job)
+{
+    pgr_task t = {0};
+    t.cfg = cfg;
+    t.fd = fd;
+    t.execution_id = json_integer_value(json_object_get(job, "execution_id"));
+    t.name = json_string_value(json_object_get(job, "task"));
+    t.type = json_string_value(json_object_get(job, "type"));
+    t.connection_id = json_string_value(json_object_get(job, "connection"));
+    t.attempt = (int)json_integer_value(json_object_get(job, "attempt"));
+    json_t *params = json_object_get(job, "params");
+    t.params = json_is_object(params) ? params : NULL;
+    t.params_text = t.params ? json_dumps(t.params, JSON_COMPACT) : xstrdup("{}");
+    json_t *state = json_object_get(job, "state");
+    t.state_text = state && !json_is_null(state) ? json_dumps(state, JSON_COMPACT | JSON_ENCODE_ANY)
+                                                 : NULL;
+    int64_t timeout = json_integer_value(json_object_get(job, "timeout_ms"));
+    int64_t start = mono_ms();
+    t.deadline_ms = timeout > 0 ? start + timeout : 0;
+    cancel_requested = 0;
+    log_set_task(t.execution_id, t.name ? t.name : "?", t.attempt);
+
+    pgr_outcome outcome = PGR_FAIL;
+    const loaded_plugin *p = t.type ? loader_find_type(reg, t.type) : NULL;
+    if (!p) {
+        t.message = xasprintf("no plugin runs task type \"%s\"", t.type ? t.type : "");
+    } else {
+        const plugin_slot *s = ensure_init(cfg, reg, slots, p);
+        if (!s->ok)
+            t.message = xasprintf("plugin %s failed to initialise: %s", p->name, s->err);
+        else
+            outcome = p->desc->run(&host_table, &t, s->data);
+    }
+    if (outcome != PGR_SUCCESS && outcome != PGR_RETRY && outcome != PGR_FAIL) {
+        free(t.message);
+        t.message = xasprintf("plugin returned an unknown outcome %d", (int)outcome);
+        outcome = PGR_FAIL;
+    }
+    static const char *const names[] = {"success", "retry", "fail"};
+    json_t *done = json_pack("{s:s, s:s, s:s?, s:I}", "kind", "done", "outcome", names[outcome],
+                             "message", t.message, "duration_ms", (json_int_t)(mono_ms() - start));
+    if (t.result)
+        json_object_set(done, "result", t.result);
+    if (t.new_state && outcome == PGR_SUCCESS)
+        json_object_set(done, "state", t.new_state);
+    log_clear_task();
+    task_clear(&t);
+    return done;
+}
+
+static long rss_bytes(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+static void executor_main(int fd, const pgr_config *cfg, const plugin_registry *reg)
+{
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigterm;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGINT, SIG_IGN); /* a Ctrl-C reaches the supervisor, which decides */
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the supervisor */
+    log_set_component("executor");
+    plugin_slot *slots = xcalloc(reg->n_plugins ? reg->n_plugins : 1, sizeof *slots);
+    int max_tasks = cfg->workers.max_tasks_per_process;
+    for (int done_tasks = 0; max_tasks <= 0 || done_tasks < max_tasks; done_tasks++) {
+        json_t *job = recv_frame(fd);
+        if (!job)
+            break; /* the pool closed our socket: exit */
+        json_t *done = run_job(cfg, reg, slots, fd, job);
+        json_decref(job);
+        int rc = send_frame(fd, done);
+        json_decref(done);
+        if (rc < 0)
+            break;
+        if (cfg->workers.max_memory_per_process > 0 &&
+            rss_bytes() > cfg->workers.max_memory_per_process)
+            break; /* recycle: the pool starts a fresh executor */
+    }
+    for (size_t i = 0; i < reg->n_plugins; i++)
+        if (slots[i].inited && slots[i].ok && reg->plugins[i].desc->fini)
+            reg->plugins[i].desc->fini(slots[i].data);
+    free(slots);
+    _exit(0);
+}
+
+/* ---------------------------------------------------------- pool side */
+
+typedef struct executor {
+    pid_t pid;
+    int fd;
+    exec_job *job;        /* running job, or NULL when idle */
+    int64_t started_mono; /* ms */
+    int64_t started_wall; /* ms */
+    int64_t deadline;     /* monotonic ms; 0: none */
+    int64_t kill_at;      /* monotonic ms when SIGKILL is due; 0: not yet signalled */
+    bool timed_out;
+} executor;
+
+struct exec_pool {
+    const pgr_config *cfg;
+    const plugin_registry *reg;
+    executor *ex;
+    int n;
+};
+
+static int spawn(exec_pool *pool, int i, char *err, size_t errlen)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return set_err(err, errlen, "socketpair: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return set_err(err, errlen, "fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        for (int k = 0; k < pool->n; k++)
+            if (k != i && pool->ex[k].fd >= 0)
+                close(pool->ex[k].fd);
+        executor_main(sv[1], pool->cfg, pool->reg);
+    }
+    close(sv[1]);
+    executor *e = &pool->ex[i];
+    memset(e, 0, sizeof *e);
+    e->pid = pid;
+    e->fd = sv[0];
+    return 0;
+}
+
+exec_pool *pool_new(const pgr_config *cfg, const plugin_registry *reg, int processes, char *err,
+                    size_t errlen)
+{
+    signal(SIGPIPE, SIG_IGN);
+    exec_pool *pool = xcalloc(1, sizeof *pool);
+    pool->cfg = cfg;
+    pool->reg = reg;
+    pool->n = processes > 0 ? processes : 1;
+    pool->ex = xcalloc((size_t)pool->n, sizeof *pool->ex);
+    for (int i = 0; i < pool->n; i++)
+        pool->ex[i].fd = -1;
+    for (int i = 0; i < pool->n; i++) {
+        if (spawn(pool, i, err, errlen) < 0) {
+            pool_free(pool, 0);
+            return NULL;
+        }
+    }
+    return pool;
+}
+
+int pool_idle(const exec_pool *pool)
+{
+    int n = 0;
+    for (int i = 0; i < pool->n; i++)
+        n += pool->ex[i].fd >= 0 && !pool->ex[i].job;
+    return n;
+}
+
+int pool_busy(const exec_pool *pool)
+{
+    int n = 0;
+    for (int i = 0; i < pool->n; i++)
+        n += pool->ex[i].job != NULL;
+    return n;
+}
+
+int pool_pids(const exec_pool *pool, pid_t *pids, int n)
+{
+    int k = 0;
+    for (int i = 0; i < pool->n && k < n; i++)
+        if (pool->ex[i].fd >= 0)
+            pids[k++] = pool->ex[i].pid;
+    return k;
+}
+
+int pool_submit(exec_pool *pool, exec_job *job)
+{
+    for (int i = 0; i < pool->n; i++) {
+        executor *e = &pool->ex[i];
+        if (e->fd < 0 || e->job)
+            continue;
+        json_t *f = json_pack("{s:I, s:s, s:s, s:s?, s:O, s:O?, s:I, s:i}", "execution_id",
+                              (json_int_t)job->execution_id, "task", job->task_name, "type",
+                              job->task_type, "connection", job->connection_id, "params",
+                              job->params, "state", job->state, "timeout_ms",
+                              (json_int_t)job->timeout_ms, "attempt", job->attempt);
+        int rc = send_frame(e->fd, f);
+        json_decref(f);
+        e->job = job;
+        e->started_mono = mono_ms();
+        e->started_wall = wall_ms();
+        e->deadline = job->timeout_ms > 0 ? e->started_mono + job->timeout_ms : 0;
+        e->kill_at = 0;
+        e->timed_out = false;
+        (void)rc; /* a dead executor is noticed by pool_wait (EOF) */
+        return 0;
+    }
+    return -1;
+}
+
+static exec_result *new_result(executor *e, exec_outcome o)
+{
+    exec_result *r = xcalloc(1, sizeof *r);
+    r->job = e->job;
+    r->outcome = o;
+    r->pid = e->pid;
+    r->started_ms = e->started_wall;
+    r->duration_ms = mono_ms() - e->started_mono;
+    e->job = NULL;
+    return r;
+}
+
+/* The executor at index i is gone (EOF): reap it, turn a running job into
+ * a crash/timeout result, and start a replacement. */
+static exec_result *reap(exec_pool *pool, int i)
+{
+    executor *e = &pool->ex[i];
+    int status = 0;
+    close(e->fd);
+    e->fd = -1;
+    while (waitpid(e->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    exec_result *r = NULL;
+    if (e->job) {
+        if (e->timed_out) {
+            char d[32];
+            r = new_result(e, EXEC_TIMEOUT);
+            r->message = xasprintf("timed out after %s",
+                                   format_duration_ms(r->job->timeout_ms, d, sizeof d));
+        } else {
+            r = new_result(e, EXEC_CRASHED);
+            if (WIFSIGNALED(status)) {
+                r->term_signal = WTERMSIG(status);
+                r->message = xasprintf("executor crashed with SIG%s",
+                                       sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status))
+                                                                      : "?");
+            } else {
+                r->message = xasprintf("executor exited with status %d while running the task",
+                                       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+            }
+        }
+        log_warning("executor %d: task %s: %s", (int)e->pid, r->job->task_name, r->message);
+    }
+    char err[256];
+    if (spawn(pool, i, err, sizeof err) < 0)
+        log_error("cannot start a replacement executor: %s", err);
+    return r;
+}
+
+static exec_result *parse_done(executor *e, json_t *f)
+{
+    const char *o = json_string_value(json_object_get(f, "outcome"));
+    exec_outcome oc = EXEC_FAIL;
+    if (o && strcmp(o, "success") == 0)
+        oc = EXEC_SUCCESS;
+    else if (o && strcmp(o, "retry") == 0)
+        oc = EXEC_RETRY;
+    exec_result *r = new_result(e, oc);
+    r->message = xstrdup(json_string_value(json_object_get(f, "message")));
+    r->result = json_incref(json_object_get(f, "result"));
+    r->state = json_incref(json_object_get(f, "state"));
+    return r;
+}
+
+/* Signal overrunning tasks; returns ms until the next deadline (or -1). */
+static int64_t enforce_deadlines(exec_pool *pool)
+{
+    int64_t now = mono_ms(), next = -1;
+    int64_t grace = pool->cfg->workers.kill_grace_ms > 0 ? pool->cfg->workers.kill_grace_ms : 5000;
+    for (int i = 0; i < pool->n; i++) {
+        executor *e = &pool->ex[i];
+        if (!e->job || !e->deadline)
+            continue;
+        if (!e->kill_at && now >= e->deadline) {
+            e->timed_out = true;
+            e->kill_at = now + grace;
+            kill(e->pid, SIGTERM);
+        } else if (e->kill_at && now >= e->kill_at) {
+            kill(e->pid, SIGKILL);
+            e->kill_at = now + 3600 * 1000; /* once */
+        }
+        int64_t due = e->kill_at ? e->kill_at : e->deadline;
+        if (next < 0 || due - now < next)
+            next = due > now ? due - now : 0;
+    }
+    return next;
+}
+
+int pool_wait(exec_pool *pool, exec_result **out, int64_t timeout_ms)
+{
+    *out = NULL;
+    if (pool_busy(pool) == 0 && timeout_ms < 0)
+        return -1;
+    int64_t end = timeout_ms >= 0 ? mono_ms() + timeout_ms : -1;
+    struct pollfd *pfd = xcalloc((size_t)pool->n, sizeof *pfd);
+    int rc = 0;
+    for (;;) {
+        int64_t wait = enforce_deadlines(pool);
+        if (end >= 0) {
+            int64_t left = end - mono_ms();
+            if (left < 0)
+                left = 0;
+            if (wait < 0 || left < wait)
+                wait = left;
+        }
+        for (int i = 0; i < pool->n; i++) {
+            pfd[i].fd = pool->ex[i].fd;
+            pfd[i].events = POLLIN;
+            pfd[i].revents = 0;
+        }
+        int n = poll(pfd, (nfds_t)pool->n, wait > INT32_MAX ? INT32_MAX : (int)wait);
+        if (n < 0) {
+            if (errno == EINTR)
+                break; /* let the caller look at its signal flags */
+            break;
+        }
+        for (int i = 0; i < pool->n && !*out; i++) {
+            if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            executor *e = &pool->ex[i];
+            json_t *f = recv_frame(e->fd);
+            if (!f) {
+                *out = reap(pool, i);
+                continue;
+            }
+            const char *kind = json_string_value(json_object_get(f, "kind"));
+            if (kind && strcmp(kind, "done") == 0 && e->job) {
+                *out = parse_done(e, f);
+                if (e->timed_out) { /* it returned after SIGTERM: still a timeout */
+                    char d[32];
+                    (*out)->outcome = EXEC_TIMEOUT;
+                    free((*out)->message);
+                    (*out)->message = xasprintf(
+                        "timed out after %s", format_duration_ms((*out)->job->timeout_ms, d, sizeof d));
+                }
+            }
+            json_decref(f);
+        }
+        if (*out) {
+            rc = 1;
+            break;
+        }
+        if (end >= 0 && mono_ms() >= end)
+            break;
+    }
+    free(pfd);
+    return rc;
+}
+
+void pool_cancel_all(exec_pool *pool)
+{
+    for (int i = 0; i < pool->n; i++)
+        if (pool->ex[i].job && pool->ex[i].fd >= 0)
+            kill(pool->ex[i].pid, SIGTERM);
+}
+
+void pool_free(exec_pool *pool, int64_t grace_ms)
+{
+    if (!pool)
+        return;
+    /* Closing the socket tells an idle executor to exit at once, and a busy
+     * one as soon as it tries to send its result. */
+    for (int i = 0; i < pool->n; i++) {
+        if (pool->ex[i].fd >= 0)
+            close(pool->ex[i].fd);
+        pool->ex[i].fd = -1;
+    }
+    int64_t end = mono_ms() + (grace_ms > 0 ? grace_ms : 0);
+    for (int i = 0; i < pool->n; i++) {
+        executor *e = &pool->ex[i];
+        if (e->pid <= 0)
+            continue;
+        if (!e->job)
+            end = end > mono_ms() + 2000 ? end : mono_ms() + 2000; /* idle: exits at once */
+        for (;;) {
+            int status;
+            pid_t w = waitpid(e->pid, &status, WNOHANG);
+            if (w == e->pid || (w < 0 && errno != EINTR))
+                break;
+            if (mono_ms() >= end) {
+                kill(e->pid, SIGKILL);
+                waitpid(e->pid, &status, 0);
+                break;
+            }
+            /* Waiting for a child to exit within a deadline: there is no fd
+             * to poll for that without pidfd, so poll the pid briefly. */
+            struct timespec d = {0, 2 * 1000000};
+            nanosleep(&d, NULL);
+        }
+        exec_job_free(e->job);
+        e->job = NULL;
+    }
+    free(pool->ex);
+    free(pool);
+}

@@ -1,0 +1,127 @@
+/*
+ * log.c - see log.h. Each line is built in memory and written with one
+ * write(2), so lines of several processes sharing stderr never interleave.
+ */
+#include "log.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static log_level min_level = LOG_INFO;
+static bool as_json = false;
+static int64_t ctx_exec;
+static char *ctx_task;
+static int ctx_attempt;
+static char *component;
+
+static const char *const level_names[] = {"debug", "info", "warning", "error"};
+
+void log_configure(const char *level, const char *format)
+{
+    for (int i = 0; level && i < 4; i++)
+        if (strcmp(level, level_names[i]) == 0)
+            min_level = (log_level)i;
+    if (format && strcmp(format, "json") == 0)
+        as_json = true;
+    else if (format && strcmp(format, "text") == 0)
+        as_json = false;
+}
+
+bool log_enabled(log_level level)
+{
+    return level >= min_level;
+}
+
+void log_set_task(int64_t execution_id, const char *task, int attempt)
+{
+    free(ctx_task);
+    ctx_task = xstrdup(task);
+    ctx_exec = execution_id;
+    ctx_attempt = attempt;
+}
+
+void log_clear_task(void)
+{
+    free(ctx_task);
+    ctx_task = NULL;
+    ctx_exec = 0;
+    ctx_attempt = 0;
+}
+
+void log_set_component(const char *c)
+{
+    free(component);
+    component = xstrdup(c);
+}
+
+static void timestamp(char *buf, size_t len)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+void log_msg(log_level level, const char *fmt, ...)
+{
+    if (level < min_level)
+        return;
+    char ts[40];
+    timestamp(ts, sizeof ts);
+    strbuf msg = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vprintf(&msg, fmt, ap);
+    va_end(ap);
+    char *line;
+    if (as_json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "ts", json_string(ts));
+        json_object_set_new(o, "level", json_string(level_names[level]));
+        json_object_set_new(o, "pid", json_integer(getpid()));
+        if (component)
+            json_object_set_new(o, "component", json_string(component));
+        if (ctx_task) {
+            json_object_set_new(o, "task", json_string(ctx_task));
+            if (ctx_exec)
+                json_object_set_new(o, "execution_id", json_integer(ctx_exec));
+            json_object_set_new(o, "attempt", json_integer(ctx_attempt));
+        }
+        json_object_set_new(o, "msg", json_stringn_nocheck(msg.buf ? msg.buf : "", msg.len));
+        char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+        line = xasprintf("%s\n", s);
+        free(s);
+        json_decref(o);
+    } else {
+        strbuf sb = {0};
+        sb_printf(&sb, "%s %-7s [%d]", ts, level_names[level], (int)getpid());
+        if (component)
+            sb_printf(&sb, " %s:", component);
+        if (ctx_task) {
+            sb_printf(&sb, " task=%s", ctx_task);
+            if (ctx_exec)
+                sb_printf(&sb, " execution=%lld", (long long)ctx_exec);
+            sb_printf(&sb, " attempt=%d", ctx_attempt);
+        }
+        sb_printf(&sb, " %s\n", msg.buf ? msg.buf : "");
+        line = sb_steal(&sb);
+    }
+    sb_free(&msg);
+    size_t len = strlen(line), off = 0;
+    while (off < len) {
+        ssize_t w = write(STDERR_FILENO, line + off, len - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    free(line);
+}

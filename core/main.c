@@ -1,0 +1,78 @@
+/*
+ * main.c - the `pgreviewer` binary: global options and the dispatch to
+ * sub-commands (cli.h). Exit codes: 0 success, 1 failure, 2 usage.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+
+static const char usage[] =
+    "usage: pgreviewer [--config PATH] COMMAND [ARGS]\n"
+    "\n"
+    "Scheduled analyses of PostgreSQL databases.\n"
+    "\n"
+    "Commands:\n"
+    "  run --once [--task NAME]... [--no-retry]\n"
+    "                          run tasks once now; one JSON line per task; exit 1 if any failed\n"
+    "  config check            validate the configuration, plugins and task params\n"
+    "  plugin list [--json]    list loaded plugins (and refused ones, with the reason)\n"
+    "  plugin info NAME        a plugin's task types and their params\n"
+    "  plugin check FILE.so    load and validate one plugin, no configuration needed\n"
+    "  plugin exec TYPE [--params JSON] [--connection NAME] [--state-file FILE]\n"
+    "              [--timeout DURATION] [--envelope]\n"
+    "                          run one task in an executor and print its result\n"
+    "\n"
+    "Options:\n"
+    "  --config PATH           main configuration file (default: $PGREVIEWER_CONFIG or\n"
+    "                          " PGR_INSTALL_SYSCONFDIR "/pgreviewer/pgreviewer.yaml)\n"
+    "  --help, --version\n"
+    "\n"
+    "Exit status: 0 success, 1 failure, 2 usage error. See pgreviewer(1).\n";
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    int n = 0;
+    if (!args)
+        return EXIT_FAIL;
+    /* --config may stand anywhere: take it out of argv. */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) {
+            if (i + 1 >= argc) {
+                cli_error("--config needs a path");
+                free(args);
+                return EXIT_USAGE;
+            }
+            config_path = argv[++i];
+        } else if (!strncmp(argv[i], "--config=", 9)) {
+            config_path = argv[i] + 9;
+        } else {
+            args[n++] = argv[i];
+        }
+    }
+    int rc = EXIT_USAGE;
+    const char *cmd = n > 0 ? args[0] : NULL;
+    if (!cmd) {
+        fputs(usage, stderr);
+    } else if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(usage, stdout);
+        rc = EXIT_OK;
+    } else if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("pgreviewer %s (plugin ABI %d.%d)\n", PGR_VERSION, 1, 0);
+        rc = EXIT_OK;
+    } else if (!strcmp(cmd, "run")) {
+        rc = cmd_run(config_path, n - 1, args + 1);
+    } else if (!strcmp(cmd, "config")) {
+        rc = cmd_config(config_path, n - 1, args + 1);
+    } else if (!strcmp(cmd, "plugin")) {
+        rc = cmd_plugin(config_path, n - 1, args + 1);
+    } else {
+        cli_error("unknown command \"%s\"; see pgreviewer --help", cmd);
+    }
+    free(args);
+    return rc;
+}
