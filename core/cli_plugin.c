@@ -26,12 +26,6 @@ void cli_error(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-static void print_types(const loaded_plugin *p)
-{
-    for (const char *const *t = p->desc->task_types; *t; t++)
-        printf("%s%s", t == p->desc->task_types ? "" : ",", *t);
-}
-
 static int plugin_list(runtime *rt, bool as_json)
 {
     plugin_registry *reg = rt->plugins;
@@ -42,13 +36,11 @@ static int plugin_list(runtime *rt, bool as_json)
             json_t *types = json_array();
             for (const char *const *t = p->desc->task_types; *t; t++)
                 json_array_append_new(types, json_string(*t));
-            json_array_append_new(
-                arr, json_pack("{s:s, s:s, s:s, s:o, s:s}", "name", p->name, "version",
-                               p->desc->version, "abi",
-                               "1", "task_types", types, "file", p->path));
-            json_object_set_new(json_array_get(arr, json_array_size(arr) - 1), "abi",
-                                json_sprintf("%u.%u", p->desc->head.abi_major,
-                                             p->desc->head.abi_minor));
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:o, s:o, s:s}", "name", p->name,
+                                                 "version", p->desc->version, "abi",
+                                                 json_sprintf("%u.%u", p->desc->head.abi_major,
+                                                              p->desc->head.abi_minor),
+                                                 "task_types", types, "file", p->path));
         }
         json_t *refused = json_array();
         for (size_t i = 0; i < reg->n_refusals; i++)

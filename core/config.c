@@ -25,6 +25,7 @@
  * refused without echoing its value.
  */
 #include "config.h"
+#include "loader.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -546,7 +547,6 @@ static void retry_defaults(cfg_retry *r)
 
 static void fill_defaults(pgr_config *cfg)
 {
-    const char *plugdir = getenv("PGREVIEWER_PLUGIN_DIR");
     cfg->store.retention_ms = 30LL * 86400 * 1000;
     cfg->store.retention_per_task = 0;
     cfg->queue.prefix = xstrdup("pgreviewer");
@@ -563,7 +563,9 @@ static void fill_defaults(pgr_config *cfg)
     cfg->workers.prefetch = 8;
     cfg->workers.shutdown_grace_ms = 30 * 1000;
     cfg->workers.kill_grace_ms = 5 * 1000;
-    cfg->plugins.directory = xstrdup(plugdir && *plugdir ? plugdir : PGR_INSTALL_PLUGIN_DIR);
+    /* $PGREVIEWER_PLUGIN_DIR, else the build tree's plugins for a binary
+     * run from the build tree, else the installed directory. */
+    cfg->plugins.directory = xstrdup(loader_default_dir());
     cfg->plugins.config = json_object();
     cfg->api.listen = xstrdup("127.0.0.1:8080");
     cfg->logging.level = xstrdup("info");

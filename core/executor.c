@@ -24,6 +24,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -245,7 +246,7 @@ static PGconn *connect_configured(pgr_task *t, const cfg_connection *c)
 {
     const char *kw[16], *val[16];
     int n = 0;
-    char port[16], timeout[16], *password = NULL, *appname, *options = NULL;
+    char port[16], timeout[32], *password = NULL, *appname, *options = NULL;
     char err[512];
     if (c->host)
         kw[n] = "host", val[n++] = c->host;

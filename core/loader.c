@@ -328,7 +328,7 @@ const loaded_plugin *loader_find_name(const plugin_registry *reg, const char *na
 
 const char *loader_default_dir(void)
 {
-    static char buf[PATH_MAX];
+    static char buf[PATH_MAX + 16];
     const char *env = getenv("PGREVIEWER_PLUGIN_DIR");
     if (env && *env)
         return env;
