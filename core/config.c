@@ -951,8 +951,8 @@ static void check_vault_ref(loadctx *c, const cfg_connection *conn, const ynode 
     char p[256];
     if (conn->credentials == CRED_VAULT && !c->cfg->vault.enabled)
         err_at(c, opt(m, "credentials"),
-               "%s: credentials: vault needs a vault: section (address, auth); or use "
-               "{username: NAME, password_file: /path/to/file}",
+               "%s: \"vault\" needs a vault: section (address, auth) in the configuration; "
+               "or use {username: NAME, password_file: /path/to/file}",
                kp(p, sizeof p, path, "credentials"));
 }
 
@@ -1074,7 +1074,7 @@ static void check_task_connection(loadctx *c, const cfg_task *t, const ynode *m,
     } else {
         strbuf sb = {0};
         list_words(&sb, ids);
-        err_at(c, n, "%s: no connection \"%.60s\" is defined; defined are: %s", p,
+        err_at(c, n, "%s: no connection \"%.60s\" is defined; expected one of: %s", p,
                t->connection, sb.buf);
         sb_free(&sb);
     }
