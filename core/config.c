@@ -206,6 +206,13 @@ static void resolve_path(const loadctx *c, char **p)
     *p = abs;
 }
 
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Task names and connection ids: [A-Za-z0-9_.-]+ */
+#define NAME_RULE "may contain only letters, digits, \"_\", \".\" and \"-\""
 static bool valid_name(const char *s)
 {
     if (!*s)
@@ -605,45 +612,35 @@ static void read_defaults(loadctx *c, const ynode *m)
         read_retry(c, opt(m, "retry"), "defaults.retry", &cfg->defaults.retry);
 }
 
-/* A libpq URI or key=value string must not carry a password. */
-static bool conninfo_has_password(const char *url)
+/* store.url must be a libpq URI or key=value string without a password.
+ * Messages never quote it: it may hold a secret. */
+static void check_store_url(loadctx *c, const ynode *n, const char *url)
 {
     char *errmsg = NULL;
-    bool found = false;
+    bool has_password = false;
     PQconninfoOption *opts = PQconninfoParse(url, &errmsg);
     if (!opts) {
+        err_at(c, n, "store.url: not a valid libpq connection string; expected a URI such as "
+                     "postgresql:///pgreviewer?host=/run/postgresql or key=value pairs");
         PQfreemem(errmsg);
-        return false;
+        return;
     }
     for (PQconninfoOption *o = opts; o->keyword; o++)
         if (strcmp(o->keyword, "password") == 0 && o->val && *o->val)
-            found = true;
+            has_password = true;
     PQconninfoFree(opts);
-    return found;
+    if (has_password)
+        err_at(c, n, "store.url: a password is never written in the configuration; use a "
+                     "password file (passfile=..., ~/.pgpass) or PGPASSWORD");
 }
 
 static void read_store(loadctx *c, const ynode *m)
 {
     static const char *const keys[] = {"url", "retention", "retention_per_task", NULL};
     pgr_config *cfg = c->cfg;
-    char *errmsg = NULL;
     check_keys(c, m, "store", keys);
-    if (need_string(c, m, "store", "url", &cfg->store.url) > 0) {
-        PQconninfoOption *opts = PQconninfoParse(cfg->store.url, &errmsg);
-        if (!opts) {
-            /* libpq's message may quote the text; the text may hold a secret */
-            err_at(c, opt(m, "url"),
-                   "store.url: not a valid libpq connection string; expected a URI such as "
-                   "postgresql:///pgreviewer?host=/run/postgresql or key=value pairs");
-            PQfreemem(errmsg);
-        } else {
-            PQconninfoFree(opts);
-            if (conninfo_has_password(cfg->store.url))
-                err_at(c, opt(m, "url"),
-                       "store.url: a password is never written in the configuration; use "
-                       "a password file (passfile=..., ~/.pgpass) or PGPASSWORD");
-        }
-    }
+    if (need_string(c, m, "store", "url", &cfg->store.url) > 0)
+        check_store_url(c, opt(m, "url"), cfg->store.url);
     get_duration(c, m, "store", "retention", false, &cfg->store.retention_ms);
     get_int(c, m, "store", "retention_per_task", 0, INT_MAX, &cfg->store.retention_per_task);
 }
@@ -654,8 +651,8 @@ static void read_queue(loadctx *c, const ynode *m)
     pgr_config *cfg = c->cfg;
     check_keys(c, m, "queue", keys);
     if (get_string(c, m, "queue", "url", &cfg->queue.url) > 0 &&
-        strncmp(cfg->queue.url, "redis://", 8) != 0 && strncmp(cfg->queue.url, "rediss://", 9) != 0 &&
-        strncmp(cfg->queue.url, "unix://", 7) != 0)
+        !starts_with(cfg->queue.url, "redis://") && !starts_with(cfg->queue.url, "rediss://") &&
+        !starts_with(cfg->queue.url, "unix://"))
         err_at(c, opt(m, "url"),
                "queue.url: expected a Redis URL such as redis://127.0.0.1:6379/0 or "
                "unix:///run/redis/redis.sock");
@@ -709,7 +706,7 @@ static void read_vault(loadctx *c, const ynode *m, const ynode *key)
     v->mark = (cfg_mark){key->file, key->line, key->col};
     check_keys(c, m, "vault", keys);
     if (need_string(c, m, "vault", "address", &v->address) > 0 &&
-        strncmp(v->address, "https://", 8) != 0 && strncmp(v->address, "http://", 7) != 0)
+        !starts_with(v->address, "https://") && !starts_with(v->address, "http://"))
         err_at(c, opt(m, "address"),
                "vault.address: expected a URL such as https://vault.internal:8200, got \"%.60s\"",
                v->address);
@@ -967,8 +964,7 @@ static void check_conn_unique(loadctx *c, const cfg_connection *conn, const ynod
         return;
     }
     if (!valid_name(conn->id)) {
-        err_at(c, idnode, "%s: may contain only letters, digits, \"_\", \".\" and \"-\", got \"%.60s\"",
-               p, conn->id);
+        err_at(c, idnode, "%s: %s, got \"%.60s\"", p, NAME_RULE, conn->id);
         return;
     }
     const cfg_connection *first = config_find_connection(c->cfg, conn->id);
@@ -1087,8 +1083,7 @@ static void check_task_name(loadctx *c, const cfg_task *t, const ynode *m, const
     const ynode *n = opt(m, "name");
     kp(p, sizeof p, path, "name");
     if (!valid_name(t->name)) {
-        err_at(c, n, "%s: may contain only letters, digits, \"_\", \".\" and \"-\", got \"%.60s\"",
-               p, t->name);
+        err_at(c, n, "%s: %s, got \"%.60s\"", p, NAME_RULE, t->name);
         return;
     }
     const cfg_task *first = config_find_task(c->cfg, t->name);

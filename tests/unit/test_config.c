@@ -121,8 +121,8 @@ static void full_sections(void **state)
     assert_int_equal(cfg->workers.kill_grace_ms, 250);
 
     assert_string_equal(cfg->plugins.directory, in_data("full/plugins"));
-    assert_json(cfg->plugins.config,
-                "{\"log_analysis\": {\"max_line_length\": 4096, \"sample\": true}, \"report\": {}}");
+    assert_json(cfg->plugins.config, "{\"log_analysis\": {\"max_line_length\": 4096,"
+                                     " \"sample\": true}, \"report\": {}}");
     assert_string_equal(cfg->api.listen, "0.0.0.0:9090");
     assert_string_equal(cfg->logging.level, "debug");
     assert_string_equal(cfg->logging.format, "json");
@@ -325,7 +325,8 @@ static void defaults_only(void **state)
 static void default_path(void **state)
 {
     unsetenv("PGREVIEWER_CONFIG");
-    assert_string_equal(config_default_path(), PGR_INSTALL_SYSCONFDIR "/pgreviewer/pgreviewer.yaml");
+    assert_string_equal(config_default_path(),
+                        PGR_INSTALL_SYSCONFDIR "/pgreviewer/pgreviewer.yaml");
     setenv("PGREVIEWER_CONFIG", "/tmp/x.yaml", 1);
     assert_string_equal(config_default_path(), "/tmp/x.yaml");
     unsetenv("PGREVIEWER_CONFIG");
