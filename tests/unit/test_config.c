@@ -332,6 +332,60 @@ static void default_path(void **state)
     unsetenv("PGREVIEWER_CONFIG");
 }
 
+/* A file matched by several globs, or the main file itself, is read once. */
+static void include_reads_each_file_once(void **state)
+{
+    pgr_config *cfg = load_ok("dedupe/pgreviewer.yaml");
+    assert_int_equal(cfg->n_docs, 2);
+    assert_int_equal(cfg->n_tasks, 1);
+    assert_string_equal(cfg->tasks[0].name, "once");
+    assert_int_equal(cfg->workers.processes, 1);
+    config_free(cfg);
+}
+
+static void token_vault_and_disabled_api(void **state)
+{
+    pgr_config *cfg = load_ok("token_vault.yaml");
+    assert_true(cfg->vault.enabled);
+    assert_string_equal(cfg->vault.address, "http://127.0.0.1:8200");
+    assert_null(cfg->vault.namespace_);
+    assert_int_equal(cfg->vault.auth_method, VAULT_AUTH_TOKEN);
+    assert_string_equal(cfg->vault.token_file, in_data("vault-token"));
+    assert_null(cfg->vault.role_id_file);
+    assert_true(cfg->vault.tls_verify);
+    assert_null(cfg->api.listen);
+    assert_int_equal(cfg->workers.max_memory_per_process, 2LL << 30);
+    assert_int_equal(cfg->n_connections, 1);
+    assert_string_equal(cfg->connections[0].username, "reviewer");
+    assert_int_equal(cfg->connections[0].credentials, CRED_VAULT);
+    config_free(cfg);
+}
+
+static void empty_file_gives_defaults(void **state)
+{
+    pgr_config *cfg = load_ok("empty.yaml");
+    assert_int_equal(cfg->workers.processes, 4);
+    assert_string_equal(cfg->defaults.timezone, "UTC");
+    assert_int_equal(cfg->n_tasks, 0);
+    config_free(cfg);
+}
+
+/* A fragment that is not YAML: its error alone, not the false "undefined
+ * connection" that its missing connection would cause. */
+static void fragment_syntax_error_stops_checks(void **state)
+{
+    assert_errors("frag_syntax/pgreviewer.yaml",
+                  "frag_syntax/conf.d/broken.yaml:4:1: YAML syntax error: found unexpected end "
+                  "of stream while scanning a quoted scalar\n");
+}
+
+static void duplicate_connection_across_files(void **state)
+{
+    assert_errors("dup_conn/pgreviewer.yaml",
+                  "dup_conn/conf.d/more.yaml:3:9: connections[1].id: duplicate connection id "
+                  "\"db\" (first defined at dup_conn/pgreviewer.yaml:3:5)\n");
+}
+
 /* ---------------------------------------------------------------------- */
 /* Errors: exact messages                                                  */
 
@@ -523,6 +577,9 @@ int main(void)
         cmocka_unit_test(example_config),
         cmocka_unit_test(defaults_only),
         cmocka_unit_test(default_path),
+        cmocka_unit_test(include_reads_each_file_once),
+        cmocka_unit_test(token_vault_and_disabled_api),
+        cmocka_unit_test(empty_file_gives_defaults),
         cmocka_unit_test(bad_yaml_syntax),
         cmocka_unit_test(missing_file),
         cmocka_unit_test(unknown_key_hint),
@@ -534,6 +591,8 @@ int main(void)
         cmocka_unit_test(literal_password_refused),
         cmocka_unit_test(password_in_store_url),
         cmocka_unit_test(section_defined_twice),
+        cmocka_unit_test(fragment_syntax_error_stops_checks),
+        cmocka_unit_test(duplicate_connection_across_files),
         cmocka_unit_test(vault_credentials_without_vault),
         cmocka_unit_test(include_errors),
         cmocka_unit_test(many_section_errors),
