@@ -207,6 +207,13 @@ static void resolve_path(const loadctx *c, char **p)
     *p = abs;
 }
 
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Task names and connection ids: [A-Za-z0-9_.-]+ */
+#define NAME_RULE "may contain only letters, digits, \"_\", \".\" and \"-\""
 static bool valid_name(const char *s)
 {
     if (!*s)
@@ -607,45 +614,35 @@ static void read_defaults(loadctx *c, const ynode *m)
         read_retry(c, opt(m, "retry"), "defaults.retry", &cfg->defaults.retry);
 }
 
-/* A libpq URI or key=value string must not carry a password. */
-static bool conninfo_has_password(const char *url)
+/* store.url must be a libpq URI or key=value string without a password.
+ * Messages never quote it: it may hold a secret. */
+static void check_store_url(loadctx *c, const ynode *n, const char *url)
 {
     char *errmsg = NULL;
-    bool found = false;
+    bool has_password = false;
     PQconninfoOption *opts = PQconninfoParse(url, &errmsg);
     if (!opts) {
+        err_at(c, n, "store.url: not a valid libpq connection string; expected a URI such as "
+                     "postgresql:///pgreviewer?host=/run/postgresql or key=value pairs");
         PQfreemem(errmsg);
-        return false;
+        return;
     }
     for (PQconninfoOption *o = opts; o->keyword; o++)
         if (strcmp(o->keyword, "password") == 0 && o->val && *o->val)
-            found = true;
+            has_password = true;
     PQconninfoFree(opts);
-    return found;
+    if (has_password)
+        err_at(c, n, "store.url: a password is never written in the configuration; use a "
+                     "password file (passfile=..., ~/.pgpass) or PGPASSWORD");
 }
 
 static void read_store(loadctx *c, const ynode *m)
 {
     static const char *const keys[] = {"url", "retention", "retention_per_task", NULL};
     pgr_config *cfg = c->cfg;
-    char *errmsg = NULL;
     check_keys(c, m, "store", keys);
-    if (need_string(c, m, "store", "url", &cfg->store.url) > 0) {
-        PQconninfoOption *opts = PQconninfoParse(cfg->store.url, &errmsg);
-        if (!opts) {
-            /* libpq's message may quote the text; the text may hold a secret */
-            err_at(c, opt(m, "url"),
-                   "store.url: not a valid libpq connection string; expected a URI such as "
-                   "postgresql:///pgreviewer?host=/run/postgresql or key=value pairs");
-            PQfreemem(errmsg);
-        } else {
-            PQconninfoFree(opts);
-            if (conninfo_has_password(cfg->store.url))
-                err_at(c, opt(m, "url"),
-                       "store.url: a password is never written in the configuration; use "
-                       "a password file (passfile=..., ~/.pgpass) or PGPASSWORD");
-        }
-    }
+    if (need_string(c, m, "store", "url", &cfg->store.url) > 0)
+        check_store_url(c, opt(m, "url"), cfg->store.url);
     get_duration(c, m, "store", "retention", false, &cfg->store.retention_ms);
     get_int(c, m, "store", "retention_per_task", 0, INT_MAX, &cfg->store.retention_per_task);
 }
@@ -656,8 +653,8 @@ static void read_queue(loadctx *c, const ynode *m)
     pgr_config *cfg = c->cfg;
     check_keys(c, m, "queue", keys);
     if (get_string(c, m, "queue", "url", &cfg->queue.url) > 0 &&
-        strncmp(cfg->queue.url, "redis://", 8) != 0 && strncmp(cfg->queue.url, "rediss://", 9) != 0 &&
-        strncmp(cfg->queue.url, "unix://", 7) != 0)
+        !starts_with(cfg->queue.url, "redis://") && !starts_with(cfg->queue.url, "rediss://") &&
+        !starts_with(cfg->queue.url, "unix://"))
         err_at(c, opt(m, "url"),
                "queue.url: expected a Redis URL such as redis://127.0.0.1:6379/0 or "
                "unix:///run/redis/redis.sock");
@@ -711,7 +708,7 @@ static void read_vault(loadctx *c, const ynode *m, const ynode *key)
     v->mark = (cfg_mark){key->file, key->line, key->col};
     check_keys(c, m, "vault", keys);
     if (need_string(c, m, "vault", "address", &v->address) > 0 &&
-        strncmp(v->address, "https://", 8) != 0 && strncmp(v->address, "http://", 7) != 0)
+        !starts_with(v->address, "https://") && !starts_with(v->address, "http://"))
         err_at(c, opt(m, "address"),
                "vault.address: expected a URL such as https://vault.internal:8200, got \"%.60s\"",
                v->address);
@@ -953,8 +950,8 @@ static void check_vault_ref(loadctx *c, const cfg_connection *conn, const ynode 
     char p[256];
     if (conn->credentials == CRED_VAULT && !c->cfg->vault.enabled)
         err_at(c, opt(m, "credentials"),
-               "%s: credentials: vault needs a vault: section (address, auth); or use "
-               "{username: NAME, password_file: /path/to/file}",
+               "%s: \"vault\" needs a vault: section (address, auth) in the configuration; "
+               "or use {username: NAME, password_file: /path/to/file}",
                kp(p, sizeof p, path, "credentials"));
 }
 
@@ -969,8 +966,7 @@ static void check_conn_unique(loadctx *c, const cfg_connection *conn, const ynod
         return;
     }
     if (!valid_name(conn->id)) {
-        err_at(c, idnode, "%s: may contain only letters, digits, \"_\", \".\" and \"-\", got \"%.60s\"",
-               p, conn->id);
+        err_at(c, idnode, "%s: %s, got \"%.60s\"", p, NAME_RULE, conn->id);
         return;
     }
     const cfg_connection *first = config_find_connection(c->cfg, conn->id);
@@ -1076,7 +1072,7 @@ static void check_task_connection(loadctx *c, const cfg_task *t, const ynode *m,
     } else {
         strbuf sb = {0};
         list_words(&sb, ids);
-        err_at(c, n, "%s: no connection \"%.60s\" is defined; defined are: %s", p,
+        err_at(c, n, "%s: no connection \"%.60s\" is defined; expected one of: %s", p,
                t->connection, sb.buf);
         sb_free(&sb);
     }
@@ -1089,8 +1085,7 @@ static void check_task_name(loadctx *c, const cfg_task *t, const ynode *m, const
     const ynode *n = opt(m, "name");
     kp(p, sizeof p, path, "name");
     if (!valid_name(t->name)) {
-        err_at(c, n, "%s: may contain only letters, digits, \"_\", \".\" and \"-\", got \"%.60s\"",
-               p, t->name);
+        err_at(c, n, "%s: %s, got \"%.60s\"", p, NAME_RULE, t->name);
         return;
     }
     const cfg_task *first = config_find_task(c->cfg, t->name);
