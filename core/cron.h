@@ -66,4 +66,10 @@ bool cron_never_fires(const cron_expr *expr);
 /* True when neither the minute nor the hour field contains '*'. */
 bool cron_is_fixed_time(const cron_expr *expr);
 
+/* "pgreviewer cron SUB-COMMAND ...": argv[0] is the sub-command ("next").
+ * Prints to stdout/stderr; returns the exit code (0 ok, 1 bad expression,
+ * zone or never-firing expression, 2 usage). Main thread only (it uses
+ * stdio). */
+int cmd_cron(int argc, char **argv);
+
 #endif
