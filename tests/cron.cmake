@@ -1,0 +1,4 @@
+# Cron engine and time zones (issue 4): parser, next fire with DST rules,
+# a differential test against a brute-force enumerator built on libc, and
+# the "pgreviewer cron next" command.
+pgr_add_unit_test(test_cron_parse ${CMAKE_CURRENT_LIST_DIR}/cron/test_cron_parse.c)
