@@ -2,3 +2,4 @@
 # a differential test against a brute-force enumerator built on libc, and
 # the "pgreviewer cron next" command.
 pgr_add_unit_test(test_cron_parse ${CMAKE_CURRENT_LIST_DIR}/cron/test_cron_parse.c)
+pgr_add_unit_test(test_cron_next ${CMAKE_CURRENT_LIST_DIR}/cron/test_cron_next.c)
