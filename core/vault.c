@@ -324,10 +324,12 @@ static int transport_error(vault_client *vc, CURLcode rc, const vresp *r, const 
 {
     const char *detail = vc->curl_err[0] ? vc->curl_err : curl_easy_strerror(rc);
     char dur[32];
+    long os_errno = 0;
 
     switch (rc) {
     case CURLE_COULDNT_CONNECT:
-        if (strstr(detail, "refused"))
+        if (curl_easy_getinfo(vc->curl, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK &&
+            os_errno == ECONNREFUSED)
             return set_err(err, errlen, "cannot connect to Vault at %s: connection refused",
                            vc->address);
         return set_err(err, errlen, "cannot connect to Vault at %s: %s", vc->address, detail);

@@ -26,6 +26,7 @@ A second, plain-HTTP listener is the control API the tests drive (JSON in, JSON 
                       path starts with prefix get that status and {"errors": errors}, or the raw body
   GET  /stats         {"requests": {"GET /v1/...": n}, "total": n, "namespaces": [...]}
   POST /reset_stats   {}
+  POST /reset         {}                                            forget everything (between tests)
 
 `paths` are fnmatch patterns on "<mount>/data/<path>" the token may read ("*" by default).
 
@@ -279,6 +280,13 @@ class ControlHandler(Handler):
         STATE.faults.append({"prefix": b.get("prefix", "/v1/"), "status": int(b.get("status", 500)),
                              "errors": b.get("errors", []), "count": int(b.get("count", 1)),
                              "raw": b.get("raw")})
+
+    def c_reset(self, b):
+        """Forget everything: a fresh server for the next test."""
+        fresh = State()
+        for k, v in vars(fresh).items():
+            if k != "lock":
+                setattr(STATE, k, v)
 
     def c_reset_stats(self, b):
         STATE.requests.clear()
