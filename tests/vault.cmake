@@ -1,0 +1,12 @@
+# tests/vault.cmake - the Vault client, credentials and `connection test`
+# (core/vault.c, core/credentials.c, core/cli_connection.c) against the
+# fake Vault server tests/vault/fake_vault.py and a real PostgreSQL.
+find_program(PGR_PYTHON3 python3 REQUIRED)
+
+add_library(pgr_fakevault STATIC ${CMAKE_CURRENT_LIST_DIR}/vault/fakevault.c)
+target_include_directories(pgr_fakevault PUBLIC ${CMAKE_CURRENT_LIST_DIR}/vault)
+target_link_libraries(pgr_fakevault PUBLIC pgr_testenv PkgConfig::CURL PkgConfig::JANSSON)
+
+pgr_add_unit_test(vault_test ${CMAKE_CURRENT_LIST_DIR}/vault/test_vault.c)
+target_link_libraries(vault_test PRIVATE pgr_fakevault)
+set_tests_properties(vault_test PROPERTIES TIMEOUT 120)
