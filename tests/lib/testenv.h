@@ -10,6 +10,7 @@
 #define PGR_TESTENV_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct testpg {
