@@ -1,6 +1,6 @@
 /*
  * config.h - pgreviewer's configuration: the main YAML file plus its
- * `include:` fragments (conf.d/*.yaml, merged in name order), read into the
+ * `include:` fragments (the *.yaml files of conf.d, merged in name order), read into the
  * structs below with every default filled in (DESIGN.md section 5).
  *
  * Loading checks shapes, types, durations, enums, unknown keys ("did you
