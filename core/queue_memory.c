@@ -436,7 +436,9 @@ static int end_leases(queue *q, end_kind kind, const queue_lease *leases, size_t
     int count = 0;
     pthread_mutex_lock(&m->mu);
     int64_t now = wall_ms();
-    for (size_t i = 0; i < n; i++) {
+    for (size_t k = 0; k < n; k++) {
+        /* released items go to the front one by one: last first keeps order */
+        size_t i = kind == END_RELEASE ? n - 1 - k : k;
         mitem it;
         if (!lt_take(m, &leases[i], &it))
             continue;
