@@ -1,0 +1,111 @@
+/*
+ * la_agg.h - the aggregate state of an analysis, shared by la_agg.c (which
+ * fills it) and la_output.c (which writes it out). Not part of the engine's
+ * interface: other files use the opaque la_agg of la_engine.h.
+ */
+#ifndef LA_AGG_H
+#define LA_AGG_H
+
+#include "la_engine.h"
+
+/* A string-keyed open-addressing map of a few numbers per key (count, sum,
+ * max, ...). Keys are copied on first insert. */
+#define LA_NV 8
+typedef struct la_sent {
+    uint64_t h;
+    char *key; /* NUL-terminated copy; NULL = empty slot */
+    size_t klen;
+    double v[LA_NV];
+} la_sent;
+
+typedef struct la_smap {
+    la_sent *e;
+    size_t cap, n;
+} la_smap;
+
+/* One normalized statement. */
+typedef struct la_stmt {
+    uint64_t h;
+    char *norm; /* NULL = empty slot */
+    size_t nlen;
+    const char *type;
+    int64_t count;
+    double total, min, max;
+    double *durs; /* every duration, for the p95 */
+    size_t ndur, cdur;
+    char *example; /* the slowest occurrence, raw */
+    char *db, *user, *app; /* of the first occurrence */
+} la_stmt;
+
+typedef struct la_slow {
+    double ms;
+    int64_t ts;
+    char *query, *db, *user, *app;
+} la_slow;
+
+typedef struct la_pidhost {
+    int pid;
+    char host[56];
+} la_pidhost;
+
+#define LA_PIDHOST 4096
+
+struct la_agg {
+    int top;
+    uint64_t bytes, lines, unparsed, entries;
+    int64_t first_ts, last_ts;
+
+    /* statements */
+    la_stmt *st;
+    size_t st_cap, st_n;
+    int64_t q_total;
+    double q_ms;
+    int64_t bind_n, parse_n;
+    double bind_ms, parse_ms;
+    la_smap q_type, q_db, q_user, q_app;
+    la_slow *slow;
+    int nslow;
+
+    /* errors */
+    int64_t by_level[LA_LV_COUNT];
+    la_smap err_state, err_class, err_class_state;
+    int64_t cancel_timeout, cancel_user, cancel_lock;
+
+    /* locks */
+    la_smap lock_acq, lock_wait;
+    int64_t deadlocks;
+
+    /* checkpoints */
+    int64_t ckpt_n, ckpt_freq, restart_n;
+    la_smap ckpt_reason;
+    double ckpt_buf, ckpt_write, ckpt_sync, ckpt_total, wal_add, wal_rem, wal_rec;
+
+    /* temporary files; a stderr temp-file line waits for its STATEMENT */
+    int64_t tmp_n;
+    double tmp_bytes, tmp_max;
+    la_smap tmp_stmt;
+    int tmp_pending, tmp_pid;
+    double tmp_size;
+
+    /* autovacuum */
+    int64_t vac_n, an_n;
+    la_smap vac_tab, an_tab;
+
+    /* connections and sessions */
+    int64_t conn_n, sess_n;
+    double sess_ms;
+    la_smap conn_db, conn_user, conn_host, conn_dbuser;
+    la_smap sess_db, sess_user, sess_app, sess_host;
+    la_pidhost pidhost[LA_PIDHOST];
+
+    /* per hour: v[0] queries, v[1] query ms, v[2] errors, v[3] connections,
+     * v[4] checkpoints, v[5] temp files, v[6] lock waits, v[7] autovacuum */
+    la_smap hours;
+
+    la_scratch norm, tmp;
+};
+
+la_sent *la_smap_get(la_smap *m, const char *key, size_t klen);
+void la_smap_free(la_smap *m);
+
+#endif /* LA_AGG_H */

@@ -1,0 +1,136 @@
+/*
+ * la_feed.c - from a buffer of log text to records, for each format.
+ *
+ * The reader hands over whatever it has read; the feeder consumes complete
+ * entries and says how far it got, so entries that straddle two reads are
+ * fed again whole with the next read. For stderr an entry is a prefixed
+ * line plus the continuation lines (starting with a tab) that follow it;
+ * the message slice simply grows over them, nothing is copied.
+ */
+#include "la_engine.h"
+
+#include <string.h>
+
+static void emit(la_feeder *f, const la_rec *r)
+{
+    if (f->skip_upto_ms >= 0 && r->ts_ms >= 0 && r->ts_ms <= f->skip_upto_ms) {
+        f->skipped++;
+        return;
+    }
+    la_agg_record(f->agg, r);
+}
+
+static size_t feed_stderr(la_feeder *f, const char *p, size_t n, int at_eof)
+{
+    size_t pos = 0, entry_start = 0;
+    uint64_t lines = 0, lines_at_start = 0, unparsed = 0;
+    int active = 0;
+    la_rec cur, r;
+    while (pos < n) {
+        const char *nl = memchr(p + pos, '\n', n - pos);
+        if (nl == NULL)
+            break; /* a partial line: never consumed here */
+        size_t le = (size_t)(nl - p);
+        size_t ll = le - pos;
+        if (ll > 0 && p[le - 1] == '\r')
+            ll--;
+        if (active && ll > 0 && p[pos] == '\t') {
+            cur.msg.n = (size_t)(p + pos + ll - cur.msg.p);
+        } else if (la_parse_stderr_line(f->px, p + pos, ll, &r)) {
+            if (active)
+                emit(f, &cur);
+            cur = r;
+            active = 1;
+            entry_start = pos;
+            lines_at_start = lines;
+        } else {
+            if (active)
+                emit(f, &cur);
+            active = 0;
+            if (ll > 0)
+                unparsed++;
+        }
+        lines++;
+        pos = le + 1;
+    }
+    if (active && !at_eof) {
+        /* the last entry may still get continuation lines: feed it again */
+        lines = lines_at_start;
+        pos = entry_start;
+    } else if (active) {
+        emit(f, &cur);
+    }
+    f->lines += lines;
+    la_agg_unparsed(f->agg, unparsed);
+    return pos;
+}
+
+static size_t count_nl(const char *p, size_t n)
+{
+    size_t c = 0;
+    for (const char *e = p + n; (p = memchr(p, '\n', (size_t)(e - p))) != NULL; p++)
+        c++;
+    return c;
+}
+
+static size_t feed_csv(la_feeder *f, const char *p, size_t n, int at_eof)
+{
+    size_t pos = 0;
+    la_rec r;
+    (void)at_eof;
+    while (pos < n) {
+        const char *nl = memchr(p + pos, '\n', n - pos);
+        if (nl == NULL)
+            break;
+        size_t rl = 0;
+        if (la_parse_ts(p + pos, n - pos) >= 0)
+            rl = la_csv_record_len(p + pos, n - pos);
+        if (rl == 0 && la_parse_ts(p + pos, n - pos) >= 0 && !at_eof &&
+            n - pos < ((size_t)64 << 20))
+            break; /* an open quote: wait for more data */
+        if (rl == 0 || !la_parse_csv_record(p + pos, rl, &f->sc, &r)) {
+            /* not a record start, or broken: skip one line */
+            size_t ll = (size_t)(nl - p) - pos;
+            if (ll > 0)
+                la_agg_unparsed(f->agg, 1);
+            f->lines++;
+            pos += ll + 1;
+            continue;
+        }
+        emit(f, &r);
+        f->lines += count_nl(p + pos, rl);
+        pos += rl;
+    }
+    return pos;
+}
+
+static size_t feed_json(la_feeder *f, const char *p, size_t n)
+{
+    size_t pos = 0;
+    la_rec r;
+    while (pos < n) {
+        const char *nl = memchr(p + pos, '\n', n - pos);
+        if (nl == NULL)
+            break;
+        size_t ll = (size_t)(nl - p) - pos;
+        if (la_parse_json_line(p + pos, ll, &f->sc, &r))
+            emit(f, &r);
+        else if (ll > 0)
+            la_agg_unparsed(f->agg, 1);
+        f->lines++;
+        pos += ll + 1;
+    }
+    return pos;
+}
+
+size_t la_feed_buffer(la_feeder *f, const char *p, size_t n, int at_eof)
+{
+    switch (f->format) {
+    case LA_FMT_CSV:
+        return feed_csv(f, p, n, at_eof);
+    case LA_FMT_JSON:
+        return feed_json(f, p, n);
+    default:
+        return feed_stderr(f, p, n, at_eof);
+    }
+}
