@@ -7,7 +7,13 @@
 #include <string.h>
 
 #include "cli.h"
+#include "config.h"
+#include "cron.h"
+#include "credentials.h"
 #include "log.h"
+#include "queue.h"
+#include "runtime.h"
+#include "store.h"
 
 static const char usage[] =
     "usage: pgreviewer [--config PATH] COMMAND [ARGS]\n"
@@ -24,6 +30,15 @@ static const char usage[] =
     "  plugin exec TYPE [--params JSON] [--connection NAME] [--state-file FILE]\n"
     "              [--timeout DURATION] [--envelope]\n"
     "                          run one task in an executor and print its result\n"
+    "  cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]\n"
+    "                          preview the next fire times of a cron expression\n"
+    "  connection test NAME    resolve credentials (Vault, password file, environment),\n"
+    "                          connect, and say as whom and from where\n"
+    "  db migrate              create or upgrade the store's schema\n"
+    "  task list | show NAME | trigger NAME [--params JSON] | pause NAME | resume NAME\n"
+    "       | remove NAME | history NAME [--limit N]      (add --json for scripts)\n"
+    "  execution show ID       an execution's status, attempts and result\n"
+    "  queue stats [--json] | dead list [--json] | dead retry ID|--all | dead purge\n"
     "\n"
     "Options:\n"
     "  --config PATH           main configuration file (default: $PGREVIEWER_CONFIG or\n"
@@ -31,6 +46,39 @@ static const char usage[] =
     "  --help, --version\n"
     "\n"
     "Exit status: 0 success, 1 failure, 2 usage error. See pgreviewer(1).\n";
+
+typedef int (*cfg_cmd)(const pgr_config *cfg, int argc, char **argv);
+
+/* Commands that need the configuration. `validate`: also load the plugins
+ * and check every task against them (params with defaults filled in). */
+static int with_config(const char *path, bool validate, cfg_cmd fn, int argc, char **argv)
+{
+    if (validate) {
+        strbuf errs = {0};
+        runtime *rt = runtime_open(path, RT_CONFIG_REQUIRED, &errs);
+        if (!rt) {
+            fputs(errs.buf ? errs.buf : "configuration is invalid\n", stderr);
+            sb_free(&errs);
+            return EXIT_FAIL;
+        }
+        log_configure(rt->cfg->logging.level, rt->cfg->logging.format);
+        int rc = fn(rt->cfg, argc, argv);
+        runtime_free(rt);
+        return rc;
+    }
+    char *errs = NULL;
+    pgr_config *cfg = config_load(path ? path : config_default_path(), &errs);
+    if (!cfg) {
+        fputs(errs ? errs : "configuration could not be loaded\n", stderr);
+        free(errs);
+        return EXIT_FAIL;
+    }
+    free(errs);
+    log_configure(cfg->logging.level, cfg->logging.format);
+    int rc = fn(cfg, argc, argv);
+    config_free(cfg);
+    return rc;
+}
 
 int main(int argc, char **argv)
 {
@@ -70,6 +118,18 @@ int main(int argc, char **argv)
         rc = cmd_config(config_path, n - 1, args + 1);
     } else if (!strcmp(cmd, "plugin")) {
         rc = cmd_plugin(config_path, n - 1, args + 1);
+    } else if (!strcmp(cmd, "cron")) {
+        rc = cmd_cron(n - 1, args + 1);
+    } else if (!strcmp(cmd, "connection")) {
+        rc = with_config(config_path, false, cmd_connection, n - 1, args + 1);
+    } else if (!strcmp(cmd, "db")) {
+        rc = with_config(config_path, false, cmd_db, n - 1, args + 1);
+    } else if (!strcmp(cmd, "task")) {
+        rc = with_config(config_path, true, cmd_task, n - 1, args + 1);
+    } else if (!strcmp(cmd, "execution")) {
+        rc = with_config(config_path, false, cmd_execution, n - 1, args + 1);
+    } else if (!strcmp(cmd, "queue")) {
+        rc = with_config(config_path, false, cmd_queue, n - 1, args + 1);
     } else {
         cli_error("unknown command \"%s\"; see pgreviewer --help", cmd);
     }
