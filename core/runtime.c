@@ -7,7 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cron.h"
 #include "manifest.h"
+#include "tz.h"
 
 static void task_error(strbuf *errors, const cfg_task *t, const char *fmt, const char *a,
                        const char *b)
@@ -44,6 +46,34 @@ static const char *refusal_for(const plugin_registry *reg, const char *type)
     return NULL;
 }
 
+/* The schedule parses, fires at least once, and its zone loads. The cron
+ * error carries the expression with a caret under the bad token on the
+ * lines after the first: they are indented under ours. */
+static int check_schedule(const cfg_task *t, size_t i, strbuf *errors)
+{
+    char err[1024];
+    cron_expr e;
+    if (t->timezone && !tz_load(t->timezone, err, sizeof err)) {
+        sb_printf(errors, "%s:%d:%d: tasks[%zu].timezone: %s\n", t->mark.file, t->mark.line,
+                  t->mark.col, i, err);
+        return 1;
+    }
+    if (!t->schedule)
+        return 0;
+    if (cron_parse(t->schedule, &e, err, sizeof err) < 0) {
+        sb_printf(errors, "%s:%d:%d: tasks[%zu].schedule: %s\n", t->mark.file, t->mark.line,
+                  t->mark.col, i, err);
+        return 1;
+    }
+    if (cron_never_fires(&e)) {
+        sb_printf(errors, "%s:%d:%d: tasks[%zu].schedule: \"%s\" never fires (no date matches "
+                          "it)\n",
+                  t->mark.file, t->mark.line, t->mark.col, i, t->schedule);
+        return 1;
+    }
+    return 0;
+}
+
 int runtime_check_tasks(pgr_config *cfg, const plugin_registry *reg, strbuf *errors)
 {
     int n_errors = 0;
@@ -51,6 +81,7 @@ int runtime_check_tasks(pgr_config *cfg, const plugin_registry *reg, strbuf *err
     char *known = known_types(reg, &types);
     for (size_t i = 0; i < cfg->n_tasks; i++) {
         cfg_task *t = &cfg->tasks[i];
+        n_errors += check_schedule(t, i, errors);
         const loaded_plugin *p = loader_find_type(reg, t->type);
         if (!p) {
             const char *why = refusal_for(reg, t->type);

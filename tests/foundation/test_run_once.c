@@ -172,6 +172,9 @@ static void test_param_schema_errors(void **state)
         "tasks:\n  - name: t\n    type: example\n    params:\n      mdoe: fail\n",
         "5:7: tasks[0].params: unknown param \"mdoe\" for task type example (did you mean "
         "\"mode\"?)");
+    config_check_fails_with("tasks:\n  - name: t\n    type: example\n    schedule: \"0 0 30 2 *\"\n",
+                            "2:5: tasks[0].schedule: \"0 0 30 2 *\" never fires (no date "
+                            "matches it)");
     config_check_fails_with("tasks:\n  - name: t\n    type: exampel\n",
                             "2:5: tasks[0].type: unknown task type \"exampel\" (did you mean "
                             "\"example\"?)");
