@@ -27,8 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "credentials.h"
 #include "log.h"
 #include "util.h"
+#include "vault.h"
 
 #define MAX_FRAME (512u * 1024 * 1024)
 
@@ -240,59 +242,29 @@ static int64_t host_remaining_ms(pgr_task *t)
     return left > 0 ? left : 0;
 }
 
-/* Build libpq keywords for a configured connection. Passwords are read
- * from password_file here, inside the executor, and wiped after use. */
+/* One Vault client per executor process, made on first use and kept for
+ * the life of the executor so that its token and secret cache serve every
+ * task it runs (vault.h: a client belongs to one process). */
+static vault_client *executor_vault;
+
+/* Open a configured connection with the credentials module: Vault, a
+ * password file, or libpq's environment, with application_name, a connect
+ * timeout and the task's statement_timeout. */
 static PGconn *connect_configured(pgr_task *t, const cfg_connection *c)
 {
-    const char *kw[16], *val[16];
-    int n = 0;
-    char port[16], timeout[32], *password = NULL, *appname, *options = NULL;
-    char err[512];
-    if (c->host)
-        kw[n] = "host", val[n++] = c->host;
-    if (c->port) {
-        snprintf(port, sizeof port, "%d", c->port);
-        kw[n] = "port", val[n++] = port;
-    }
-    if (c->database)
-        kw[n] = "dbname", val[n++] = c->database;
-    if (c->username)
-        kw[n] = "user", val[n++] = c->username;
-    if (c->sslmode)
-        kw[n] = "sslmode", val[n++] = c->sslmode;
-    if (c->credentials == CRED_PASSWORD_FILE) {
-        password = read_secret_file(c->password_file, err, sizeof err);
-        if (!password) {
+    char err[1024];
+    if (c->credentials == CRED_VAULT && !executor_vault && t->cfg->vault.enabled) {
+        executor_vault = vault_new(&t->cfg->vault, err, sizeof err);
+        if (!executor_vault) {
             t->conn_error = xasprintf("connection %s: %s", c->id, err);
             return NULL;
         }
-        kw[n] = "password", val[n++] = password;
     }
-    snprintf(timeout, sizeof timeout, "%lld",
-             (long long)((c->connect_timeout_ms > 0 ? c->connect_timeout_ms : 10000) + 999) / 1000);
-    kw[n] = "connect_timeout", val[n++] = timeout;
-    appname = xasprintf("pgreviewer/%s", t->name);
-    kw[n] = "application_name", val[n++] = appname;
-    if (t->deadline_ms) {
-        options = xasprintf("-c statement_timeout=%lld", (long long)host_remaining_ms(t));
-        kw[n] = "options", val[n++] = options;
-    }
-    kw[n] = NULL, val[n] = NULL;
-    PGconn *conn = PQconnectdbParams(kw, val, 0);
-    if (password) {
-        explicit_bzero(password, strlen(password));
-        free(password);
-    }
-    free(appname);
-    free(options);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        char *msg = xstrdup(PQerrorMessage(conn));
-        msg[strcspn(msg, "\n")] = '\0';
-        t->conn_error = xasprintf("connection %s: %s", c->id, msg);
-        free(msg);
-        PQfinish(conn);
-        return NULL;
-    }
+    cred_opts opts = {.task_name = t->name,
+                      .statement_timeout_ms = t->deadline_ms ? host_remaining_ms(t) : 0};
+    PGconn *conn = credentials_connect(c, executor_vault, &opts, NULL, err, sizeof err);
+    if (!conn)
+        t->conn_error = xstrdup(err);
     return conn;
 }
 

@@ -14,6 +14,7 @@
 #include "queue.h"
 #include "runtime.h"
 #include "store.h"
+#include "vault.h"
 
 static const char usage[] =
     "usage: pgreviewer [--config PATH] COMMAND [ARGS]\n"
@@ -82,6 +83,9 @@ static int with_config(const char *path, bool validate, cfg_cmd fn, int argc, ch
 
 int main(int argc, char **argv)
 {
+    /* First thing: take VAULT_TOKEN out of the environment, so that no
+     * executor we fork and no /proc/PID/environ shows it. */
+    vault_capture_env_token();
     const char *config_path = NULL;
     char **args = calloc((size_t)argc + 1, sizeof *args);
     int n = 0;
