@@ -187,7 +187,7 @@ static const char *jitter_str(cfg_jitter j)
     return j == JITTER_NONE ? "none" : j == JITTER_EQUAL ? "equal" : "full";
 }
 
-static json_t *task_json(const store_task *t)
+json_t *store_task_json(const store_task *t)
 {
     json_t *retry = json_pack("{s:i, s:I, s:f, s:I, s:s}", "max_attempts", t->retry.max_attempts,
                               "initial_ms", (json_int_t)t->retry.initial_ms, "multiplier",
@@ -232,7 +232,7 @@ static int task_list(store *s, const task_opts *o)
     if (o->json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, task_json(&tasks[i]));
+            json_array_append_new(arr, store_task_json(&tasks[i]));
         print_json(arr);
     } else if (n == 0) {
         printf("no tasks (add some under tasks: in the configuration)\n");
@@ -311,7 +311,7 @@ static void print_history(const store_execution *ex, size_t n, const char *inden
     table_print(&t, indent);
 }
 
-static json_t *execution_json(const store_execution *e)
+json_t *store_execution_json(const store_execution *e)
 {
     json_t *j = json_object();
     json_object_set_new(j, "id", json_integer(e->id));
@@ -404,9 +404,9 @@ static int task_show(store *s, const task_opts *o)
     if (rc < 0) {
         fprintf(stderr, "pgreviewer: %s\n", err);
     } else if (o->json) {
-        json_t *j = task_json(&k), *arr = json_array();
+        json_t *j = store_task_json(&k), *arr = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, execution_json(&ex[i]));
+            json_array_append_new(arr, store_execution_json(&ex[i]));
         json_object_set_new(j, "recent_executions", arr);
         print_json(j);
     } else {
@@ -434,7 +434,7 @@ static int task_history(store *s, const task_opts *o)
     } else if (o->json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, execution_json(&ex[i]));
+            json_array_append_new(arr, store_execution_json(&ex[i]));
         print_json(arr);
     } else if (n == 0) {
         printf("task \"%s\" has no executions yet\n", k.name);
@@ -630,7 +630,7 @@ int cmd_execution(const pgr_config *cfg, int argc, char **argv)
     else if (rc == 1)
         fprintf(stderr, "pgreviewer: execution %lld not found\n", id);
     else if (o.json)
-        print_json(execution_json(&e));
+        print_json(store_execution_json(&e));
     else
         print_execution(&e);
     if (rc == 0)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "cli.h"
 #include "config.h"
 #include "cron.h"
@@ -40,6 +41,7 @@ static const char usage[] =
     "       | remove NAME | history NAME [--limit N]      (add --json for scripts)\n"
     "  execution show ID       an execution's status, attempts and result\n"
     "  queue stats [--json] | dead list [--json] | dead retry ID|--all | dead purge\n"
+    "  api                     serve the HTTP API (health, /metrics, tasks, executions)\n"
     "\n"
     "Options:\n"
     "  --config PATH           main configuration file (default: $PGREVIEWER_CONFIG or\n"
@@ -132,6 +134,8 @@ int main(int argc, char **argv)
         rc = with_config(config_path, true, cmd_task, n - 1, args + 1);
     } else if (!strcmp(cmd, "execution")) {
         rc = with_config(config_path, false, cmd_execution, n - 1, args + 1);
+    } else if (!strcmp(cmd, "api")) {
+        rc = with_config(config_path, false, cmd_api, n - 1, args + 1);
     } else if (!strcmp(cmd, "queue")) {
         rc = with_config(config_path, false, cmd_queue, n - 1, args + 1);
     } else {

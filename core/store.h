@@ -28,6 +28,7 @@
 #ifndef PGR_STORE_H
 #define PGR_STORE_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -346,6 +347,10 @@ int store_retention(store *s, int64_t max_age_ms, int per_task, int batch,
 /* `pgreviewer task list|show|trigger|pause|resume|remove|history ...`;
  * argv[0] is the word after `task`. Returns the exit code (0, 1, 2 usage). */
 int cmd_task(const pgr_config *cfg, int argc, char **argv);
+/* A task / an execution (with its attempts when loaded) as the JSON that
+ * `--json` and the HTTP API print. New references. (core/cli_task.c) */
+json_t *store_task_json(const store_task *t);
+json_t *store_execution_json(const store_execution *e);
 /* `pgreviewer execution show ID [--json]`. */
 int cmd_execution(const pgr_config *cfg, int argc, char **argv);
 /* `pgreviewer db migrate`: applies the migrations and prints them. */
