@@ -14,6 +14,7 @@
 #include "log.h"
 #include "queue.h"
 #include "runtime.h"
+#include "scheduler.h"
 #include "store.h"
 #include "vault.h"
 
@@ -42,6 +43,8 @@ static const char usage[] =
     "  execution show ID       an execution's status, attempts and result\n"
     "  queue stats [--json] | dead list [--json] | dead retry ID|--all | dead purge\n"
     "  api                     serve the HTTP API (health, /metrics, tasks, executions)\n"
+    "  scheduler [--retry DURATION]\n"
+    "                          the scheduler role: elect a leader, fire tasks into the queue\n"
     "\n"
     "Options:\n"
     "  --config PATH           main configuration file (default: $PGREVIEWER_CONFIG or\n"
@@ -134,6 +137,8 @@ int main(int argc, char **argv)
         rc = with_config(config_path, true, cmd_task, n - 1, args + 1);
     } else if (!strcmp(cmd, "execution")) {
         rc = with_config(config_path, false, cmd_execution, n - 1, args + 1);
+    } else if (!strcmp(cmd, "scheduler")) {
+        rc = with_config(config_path, true, cmd_scheduler, n - 1, args + 1);
     } else if (!strcmp(cmd, "api")) {
         rc = with_config(config_path, false, cmd_api, n - 1, args + 1);
     } else if (!strcmp(cmd, "queue")) {
