@@ -13,7 +13,7 @@
  *     so two batches cannot deadlock) and touches only those not yet
  *     finished, and the result insert has ON CONFLICT (execution_id) DO
  *     NOTHING as a second fence; recovery is a single UPDATE ... RETURNING
- *     over rows taken FOR UPDATE SKIP LOCKED.
+ *     over rows taken FOR UPDATE (see recover_sql).
  *   - Times cross the API as epoch milliseconds; the SQL converts with the
  *     MS() and TS() fragments below, exact to the millisecond.
  */
@@ -1130,12 +1130,17 @@ int store_task_active(store *s, int64_t task_id, int64_t **ids, size_t *n, char 
     return 0;
 }
 
+/* FOR UPDATE without SKIP LOCKED, on purpose: a second recoverer waits for
+ * the first and then re-checks each row (READ COMMITTED re-evaluates the
+ * WHERE on the new row version), finds it `pending` and leaves it: exactly
+ * once. SKIP LOCKED would instead miss rows still locked by the transaction
+ * of a process that was just killed and not yet rolled back by the server. */
 static const char recover_sql[] =
     "WITH cand AS (SELECT id, status AS was FROM task_executions "
     "   WHERE (($1::text IS NULL AND status IN ('queued','running')) "
     "          OR ($1::text IS NOT NULL AND status = 'running' AND worker = $1) "
     "          OR ($2::boolean AND $1::text IS NULL AND status = 'scheduled')) "
-    "   ORDER BY id FOR UPDATE SKIP LOCKED), "
+    "   ORDER BY id FOR UPDATE), "
     "upd AS (UPDATE task_executions e SET status = 'pending', recovered_at = now(), "
     "   recovered_count = e.recovered_count + 1, updated_at = now() FROM cand c "
     "   WHERE e.id = c.id RETURNING e.id, e.scheduled_task_id, c.was, e.priority, e.attempt, "

@@ -267,14 +267,16 @@ typedef struct store_recovered {
     int64_t not_before_ms;   /* was scheduled: its due time */
 } store_recovered;
 
-/* Start-up recovery: executions left queued or running (and scheduled when
- * include_scheduled, for the in-process queue that lost its delayed set)
- * by a crash, optionally only those whose worker is `worker_host` (NULL: any;
- * queued ones have no worker and always qualify). In ONE UPDATE ... RETURNING
- * each goes back to `pending` with recovered_at set and its open attempt
- * closed as 'lost', so two concurrent callers never get the same row. The
- * caller re-enqueues them (store_exec_mark_queued / _mark_scheduled).
- * *out is the caller's to free(). Returns 0 or -1. */
+/* Start-up recovery. With worker_host NULL (embedded mode, in-process
+ * queue: everything in flight was lost): every execution left queued or
+ * running, plus scheduled ones when include_scheduled (the lost delayed
+ * set). With a worker_host (a worker host restarting next to a Redis that
+ * still holds the queued items): only that host's running executions.
+ * In ONE UPDATE ... RETURNING each goes back to `pending` with recovered_at
+ * set and its open attempt closed as 'lost'; two concurrent callers never
+ * get the same row. The caller re-enqueues them (store_exec_mark_queued /
+ * _mark_scheduled with was/not_before_ms). *out is the caller's to free().
+ * Returns 0 or -1. */
 int store_recover(store *s, const char *worker_host, bool include_scheduled,
                   store_recovered **out, size_t *n, char *err, size_t errlen);
 

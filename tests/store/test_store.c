@@ -5,7 +5,9 @@
  * recovery exactly once under concurrency, task sync, pause/resume/trigger,
  * plugin state and retention in batches.
  */
+#include <libpq-fe.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -598,6 +600,217 @@ static void test_recover_by_worker_host(void **state)
     tu_config_clear(&cfg);
 }
 
+/* ---- concurrency and crashes ---------------------------------------------------------- */
+
+typedef struct finish_arg {
+    const char *url;
+    pthread_barrier_t *barrier;
+    const int64_t *ids;
+    int n, which, rc;
+    store_finish_rc *rcs;
+} finish_arg;
+
+static void *finish_thread(void *p)
+{
+    finish_arg *a = p;
+    char e[512];
+    store *s = store_open(a->url, e, sizeof e);
+    store_finish *items = xcalloc((size_t)a->n, sizeof *items);
+    char (*res)[32] = xcalloc((size_t)a->n, sizeof *res);
+    for (int i = 0; i < a->n; i++) {
+        snprintf(res[i], sizeof res[i], "{\"by\": %d}", a->which);
+        /* the two callers list the ids in opposite orders */
+        int k = a->which ? a->n - 1 - i : i;
+        items[k] = (store_finish){.execution_id = a->ids[i], .status = STORE_COMPLETED,
+                                  .result_json = res[i], .plugin = "p", .state_json = res[i]};
+    }
+    pthread_barrier_wait(a->barrier);
+    a->rc = s ? store_finish_batch(s, items, (size_t)a->n, a->rcs, e, sizeof e) : -1;
+    if (a->rc < 0)
+        fprintf(stderr, "finish_thread: %s\n", e);
+    if (a->which) { /* map back to id order */
+        for (int i = 0; i < a->n / 2; i++) {
+            store_finish_rc t = a->rcs[i];
+            a->rcs[i] = a->rcs[a->n - 1 - i];
+            a->rcs[a->n - 1 - i] = t;
+        }
+    }
+    free(items);
+    free(res);
+    store_close(s);
+    return NULL;
+}
+
+static void test_finish_concurrent_redelivery(void **state)
+{
+    ERR;
+    pgr_config cfg;
+    store *s = with_tasks(&cfg);
+    enum { N = 100 };
+    int64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        bool c;
+        assert_int_equal(store_fire(s, task_id(s, "alpha"), 1795000000000LL + i * 1000LL,
+                                    STORE_QUEUED, 0, &ids[i], &c, err, sizeof err),
+                         0);
+        store_start_info info = start1(s, ids[i], "h", 1);
+        store_start_info_clear(&info);
+    }
+    /* Two workers finish the same executions at the same moment (an item
+     * redelivered after a lease expiry): each execution gets one result. */
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, 2);
+    store_finish_rc rc0[N], rc1[N];
+    finish_arg a[2] = {{cfg.store.url, &barrier, ids, N, 0, 0, rc0},
+                       {cfg.store.url, &barrier, ids, N, 1, 0, rc1}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, finish_thread, &a[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&barrier);
+    assert_int_equal(a[0].rc, 0);
+    assert_int_equal(a[1].rc, 0);
+    int won0 = 0;
+    for (int i = 0; i < N; i++) {
+        /* exactly one of the two applied each finish */
+        assert_true((rc0[i] == STORE_FINISH_OK) != (rc1[i] == STORE_FINISH_OK));
+        assert_true(rc0[i] == STORE_FINISH_ALREADY || rc1[i] == STORE_FINISH_ALREADY);
+        won0 += rc0[i] == STORE_FINISH_OK;
+        assert_int_equal(tu_ll(s, "SELECT (result->>'by')::int FROM analysis_results "
+                                  "WHERE execution_id = %lld", (long long)ids[i]),
+                         rc0[i] == STORE_FINISH_OK ? 0 : 1);
+    }
+    print_message("concurrent finish: worker 0 applied %d, worker 1 applied %d\n", won0,
+                  N - won0);
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM analysis_results"), N);
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM execution_attempts WHERE outcome = 'success'"),
+                     N);
+    store_close(s);
+    tu_config_clear(&cfg);
+}
+
+/* A worker killed with -9 in the middle of a transaction that holds its
+ * executions' rows: recovery right afterwards still returns every one of
+ * them, exactly once, and they can run again. */
+static void test_recover_after_kill9(void **state)
+{
+    ERR;
+    pgr_config cfg;
+    store *s = with_tasks(&cfg);
+    enum { N = 5 };
+    int64_t ids[N];
+    for (int i = 0; i < N; i++)
+        assert_int_equal(store_trigger(s, "beta", NULL, &ids[i], err, sizeof err), 0);
+    assert_int_equal(store_exec_mark_queued(s, ids, N, err, sizeof err), N);
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char e[512];
+        store *c = store_open(cfg.store.url, e, sizeof e);
+        store_start st[N];
+        store_start_info info[N];
+        for (int i = 0; i < N; i++)
+            st[i] = (store_start){ids[i], "doomed-host", getpid()};
+        if (!c || store_exec_start(c, st, N, info, e, sizeof e) < 0)
+            _exit(1);
+        /* an in-flight finish: the rows are locked when the kill comes */
+        PQclear(PQexec(store_conn(c), "BEGIN"));
+        PQclear(PQexec(store_conn(c), "SELECT * FROM task_executions FOR UPDATE"));
+        (void)!write(ready[1], "x", 1);
+        for (;;)
+            pause();
+    }
+    close(ready[1]);
+    char x;
+    assert_int_equal(read(ready[0], &x, 1), 1);
+    close(ready[0]);
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM task_executions WHERE status = 'running' "
+                              "AND worker = 'doomed-host'"),
+                     N);
+    kill(pid, SIGKILL);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    store_recovered *rows;
+    size_t n;
+    assert_int_equal(store_recover(s, NULL, false, &rows, &n, err, sizeof err), 0);
+    assert_int_equal(n, N);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(rows[i].was, STORE_RUNNING);
+        assert_int_equal(rows[i].attempt, 1);
+    }
+    free(rows);
+    assert_int_equal(store_recover(s, NULL, false, &rows, &n, err, sizeof err), 0);
+    assert_int_equal(n, 0);
+    free(rows);
+    char *o = tu_text(s, "SELECT outcome || ':' || worker_pid FROM execution_attempts "
+                         "WHERE execution_id = %lld", (long long)ids[0]);
+    char want[64];
+    snprintf(want, sizeof want, "lost:%d", (int)pid);
+    assert_string_equal(o, want);
+    free(o);
+    /* re-enqueued and run again: attempt 2, one result */
+    assert_int_equal(store_exec_mark_queued(s, ids, N, err, sizeof err), N);
+    store_start_info info = start1(s, ids[0], "new-host", 2);
+    assert_int_equal(info.rc, STORE_START_OK);
+    assert_int_equal(info.attempt, 2);
+    store_start_info_clear(&info);
+    store_close(s);
+    tu_config_clear(&cfg);
+}
+
+/* Not a pass/fail on time: prints what one batch of start + finish costs. */
+static void test_batch_throughput_figure(void **state)
+{
+    ERR;
+    pgr_config cfg;
+    store *s = with_tasks(&cfg);
+    enum { N = 4000, B = 500 };
+    int64_t *ids = xcalloc(N, sizeof *ids);
+    tu_exec(s, "INSERT INTO task_executions (scheduled_task_id, task_name, task_type, status, "
+               " scheduled_for, queued_at) SELECT %lld, 'alpha', 'log_analysis', 'queued', "
+               " 'epoch'::timestamptz + g * interval '1 s', now() FROM generate_series(1, %d) g",
+            (long long)task_id(s, "alpha"), N);
+    int64_t first = tu_ll(s, "SELECT min(id) FROM task_executions");
+    for (int i = 0; i < N; i++)
+        ids[i] = first + i;
+    store_start *st = xcalloc(B, sizeof *st);
+    store_start_info *info = xcalloc(B, sizeof *info);
+    store_finish *fin = xcalloc(B, sizeof *fin);
+    store_finish_rc *rc = xcalloc(B, sizeof *rc);
+    int64_t t0 = mono_us();
+    for (int off = 0; off < N; off += B) {
+        for (int i = 0; i < B; i++)
+            st[i] = (store_start){ids[off + i], "bench-host", 1};
+        assert_int_equal(store_exec_start(s, st, B, info, err, sizeof err), 0);
+        for (int i = 0; i < B; i++)
+            store_start_info_clear(&info[i]);
+    }
+    int64_t t1 = mono_us();
+    for (int off = 0; off < N; off += B) {
+        for (int i = 0; i < B; i++)
+            fin[i] = (store_finish){.execution_id = ids[off + i], .status = STORE_COMPLETED,
+                                    .result_json = "{\"ok\": true}"};
+        assert_int_equal(store_finish_batch(s, fin, B, rc, err, sizeof err), 0);
+        for (int i = 0; i < B; i++)
+            assert_int_equal(rc[i], STORE_FINISH_OK);
+    }
+    int64_t t2 = mono_us();
+    print_message("batches of %d: start %.0f executions/s, finish %.0f executions/s\n", B,
+                  N * 1e6 / (double)(t1 - t0), N * 1e6 / (double)(t2 - t1));
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM analysis_results"), N);
+    free(ids);
+    free(st);
+    free(info);
+    free(fin);
+    free(rc);
+    store_close(s);
+    tu_config_clear(&cfg);
+}
+
 /* ---- tasks --------------------------------------------------------------------------- */
 
 static void test_sync_tasks(void **state)
@@ -876,6 +1089,9 @@ int main(void)
         cmocka_unit_test(test_finish_batch),
         cmocka_unit_test(test_recover_exactly_once),
         cmocka_unit_test(test_recover_by_worker_host),
+        cmocka_unit_test(test_finish_concurrent_redelivery),
+        cmocka_unit_test(test_recover_after_kill9),
+        cmocka_unit_test(test_batch_throughput_figure),
         cmocka_unit_test(test_sync_tasks),
         cmocka_unit_test(test_pause_resume_trigger_remove),
         cmocka_unit_test(test_plugin_state_and_history),
