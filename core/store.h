@@ -225,6 +225,14 @@ typedef struct store_finish {
     const char *plugin;      /* owner of plugin_state, with state_json */
     const char *state_json;  /* new plugin state (JSON) or NULL; stored only when completed */
     int64_t not_before_ms;   /* status scheduled: when to retry */
+    /* The fast path: a worker that made no store_exec_start for this
+     * execution (it is still pending/queued/scheduled in the store) gives
+     * the attempt's start time and place here, and the finish records the
+     * whole attempt itself - one statement per batch instead of two. Ignored
+     * (0/NULL) when the execution is running. */
+    int64_t started_at_ms;
+    const char *worker_host;
+    pid_t worker_pid;
 } store_finish;
 
 typedef enum store_finish_rc {

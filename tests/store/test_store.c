@@ -469,6 +469,60 @@ static void test_finish_batch(void **state)
     tu_config_clear(&cfg);
 }
 
+/* The fast path: no start call, the finish records the attempt. */
+static void test_finish_fast_path(void **state)
+{
+    ERR;
+    pgr_config cfg;
+    store *s = with_tasks(&cfg);
+    int64_t id, id2;
+    assert_int_equal(store_trigger(s, "alpha", NULL, &id, err, sizeof err), 0);
+    assert_int_equal(store_trigger(s, "alpha", NULL, &id2, err, sizeof err), 0);
+    assert_int_equal(store_exec_mark_queued(s, &id, 1, err, sizeof err), 1);
+    const int64_t t0 = 1795000000123LL;
+    store_finish f[2] = {
+        {.execution_id = id, .status = STORE_COMPLETED, .result_json = "{\"fast\": 1}",
+         .started_at_ms = t0, .worker_host = "fast-host", .worker_pid = 7},
+        {.execution_id = id2, .status = STORE_SCHEDULED, .error = "busy", .not_before_ms = t0,
+         .started_at_ms = t0, .worker_host = "fast-host", .worker_pid = 8},
+    };
+    store_finish_rc rc[2];
+    assert_int_equal(store_finish_batch(s, f, 2, rc, err, sizeof err), 0);
+    assert_int_equal(rc[0], STORE_FINISH_OK);
+    assert_int_equal(rc[1], STORE_FINISH_OK);
+    store_execution e;
+    assert_int_equal(store_exec_get(s, id, &e, err, sizeof err), 0);
+    assert_int_equal(e.status, STORE_COMPLETED);
+    assert_int_equal(e.attempt, 1);
+    assert_true(e.started_at_ms == t0);
+    assert_string_equal(e.worker, "fast-host");
+    assert_int_equal(e.n_attempts, 1);
+    assert_string_equal(e.attempts[0].outcome, "success");
+    assert_int_equal(e.attempts[0].worker_pid, 7);
+    assert_true(e.attempts[0].started_at_ms == t0 && e.attempts[0].finished_at_ms > t0);
+    assert_string_equal(e.result_json, "{\"fast\": 1}");
+    store_execution_clear(&e);
+    /* the retried one ran its attempt 1; its second run also takes the fast path */
+    f[1] = (store_finish){.execution_id = id2, .status = STORE_FAILED, .error = "gave up",
+                          .started_at_ms = t0 + 1000, .worker_host = "h2", .worker_pid = 9};
+    assert_int_equal(store_exec_finish(s, &f[1], err, sizeof err), STORE_FINISH_OK);
+    char *o = tu_text(s, "SELECT string_agg(attempt || ':' || outcome || ':' || worker_host, ',' "
+                         "ORDER BY attempt) FROM execution_attempts WHERE execution_id = %lld",
+                      (long long)id2);
+    assert_string_equal(o, "1:retry:fast-host,2:fail:h2");
+    free(o);
+    /* redelivered: no second attempt row, no second result */
+    assert_int_equal(store_exec_finish(s, &f[0], err, sizeof err), STORE_FINISH_ALREADY);
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM execution_attempts"), 3);
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM analysis_results"), 1);
+    assert_int_equal(tu_ll(s, "SELECT (last_run_at = 'epoch'::timestamptz + "
+                              "interval '1795000001.123 s')::int FROM scheduled_tasks "
+                              "WHERE name = 'alpha'"),
+                     1);
+    store_close(s);
+    tu_config_clear(&cfg);
+}
+
 /* ---- recovery ------------------------------------------------------------------------ */
 
 typedef struct recover_arg {
@@ -799,8 +853,22 @@ static void test_batch_throughput_figure(void **state)
             assert_int_equal(rc[i], STORE_FINISH_OK);
     }
     int64_t t2 = mono_us();
-    print_message("batches of %d: start %.0f executions/s, finish %.0f executions/s\n", B,
-                  N * 1e6 / (double)(t1 - t0), N * 1e6 / (double)(t2 - t1));
+    /* the same again through the fast path (finish only) */
+    tu_exec(s, "UPDATE task_executions SET status = 'queued'");
+    tu_exec(s, "DELETE FROM analysis_results");
+    int64_t t3 = mono_us();
+    for (int off = 0; off < N; off += B) {
+        for (int i = 0; i < B; i++)
+            fin[i] = (store_finish){.execution_id = ids[off + i], .status = STORE_COMPLETED,
+                                    .result_json = "{\"ok\": true}", .started_at_ms = wall_ms(),
+                                    .worker_host = "bench-host", .worker_pid = 1};
+        assert_int_equal(store_finish_batch(s, fin, B, rc, err, sizeof err), 0);
+    }
+    int64_t t4 = mono_us();
+    print_message("batches of %d: start %.0f/s + finish %.0f/s = %.0f executions/s; "
+                  "fast path (finish only) %.0f executions/s\n",
+                  B, N * 1e6 / (double)(t1 - t0), N * 1e6 / (double)(t2 - t1),
+                  N * 1e6 / (double)(t2 - t0), N * 1e6 / (double)(t4 - t3));
     assert_int_equal(tu_ll(s, "SELECT count(*) FROM analysis_results"), N);
     free(ids);
     free(st);
@@ -1087,6 +1155,7 @@ int main(void)
         cmocka_unit_test(test_mark_scheduled_and_cancel),
         cmocka_unit_test(test_finish_idempotent),
         cmocka_unit_test(test_finish_batch),
+        cmocka_unit_test(test_finish_fast_path),
         cmocka_unit_test(test_recover_exactly_once),
         cmocka_unit_test(test_recover_by_worker_host),
         cmocka_unit_test(test_finish_concurrent_redelivery),
