@@ -522,6 +522,25 @@ static json_t *connection_to_json(const cfg_connection *c)
     return j;
 }
 
+/* PostgreSQL's jsonb refuses the character U+0000 (and with it a whole
+ * batch); a plugin that read binary garbage can produce one. Replace each
+ * escaped "\u0000" in JSON text by "\ufffd" (the replacement character),
+ * skipping other escapes so that an escaped backslash followed by "u0000"
+ * is left alone. */
+static void replace_nul_escapes(char *s)
+{
+    for (; *s; s++) {
+        if (*s != '\\')
+            continue;
+        if (s[1] == 'u' && strncmp(s + 2, "0000", 4) == 0)
+            memcpy(s + 2, "fffd", 4);
+        if (s[1])
+            s++;
+    }
+}
+
+/* Compact JSON text of j (never NULL: aborts on out-of-memory), safe for
+ * jsonb. Caller frees. */
 static char *dump(json_t *j)
 {
     char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -529,6 +548,7 @@ static char *dump(json_t *j)
         fprintf(stderr, "pgreviewer: out of memory (json_dumps)\n");
         abort();
     }
+    replace_nul_escapes(s);
     return s;
 }
 
@@ -1035,7 +1055,7 @@ static json_t *finish_json(const char *text, const char *what, int64_t id, char 
     if (!text)
         return json_null();
     json_error_t je;
-    json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
+    json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     if (!j)
         set_err(err, errlen, "execution %lld: the %s is not valid JSON (column %d: %s)",
                 (long long)id, what, je.column, je.text);

@@ -377,6 +377,19 @@ static void test_finish_idempotent(void **state)
     assert_int_equal(info.rc, STORE_START_NOT_FOUND);
     store_finish ghost = {.execution_id = 987654, .status = STORE_COMPLETED};
     assert_int_equal(store_exec_finish(s, &ghost, err, sizeof err), STORE_FINISH_NOT_FOUND);
+    /* A NUL character (refused by jsonb) becomes U+FFFD instead of failing
+     * the batch; an escaped backslash before "u0000" stays as it is. */
+    int64_t idn;
+    assert_int_equal(store_trigger(s, "alpha", NULL, &idn, err, sizeof err), 0);
+    store_finish nul = {.execution_id = idn, .status = STORE_COMPLETED,
+                        .result_json = "{\"a\": \"x\\u0000y\", \"b\": \"\\\\u0000\"}"};
+    assert_int_equal(store_exec_finish(s, &nul, err, sizeof err), STORE_FINISH_OK);
+    char *txt = tu_text(s, "SELECT (result->>'a') = 'x' || chr(65533) || 'y' AND "
+                           "(result->>'b') = E'\\\\u0000' FROM analysis_results "
+                           "WHERE execution_id = %lld", (long long)idn);
+    assert_string_equal(txt, "t");
+    free(txt);
+    tu_exec(s, "DELETE FROM analysis_results WHERE execution_id = %lld", (long long)idn);
     /* Bad input is refused before any SQL, naming the execution. */
     store_finish bad = {.execution_id = id, .status = STORE_COMPLETED, .result_json = "{oops"};
     assert_int_equal(store_exec_finish(s, &bad, err, sizeof err), -1);
