@@ -38,8 +38,12 @@
 #define TERMINAL "('completed','failed','cancelled','skipped')"
 #define UNFINISHED "('pending','queued','scheduled','running')"
 
+#define MAX_CHANNELS 8
+
 struct store {
     PGconn *conn;
+    char *channels[MAX_CHANNELS]; /* LISTENed, re-issued after a reconnect */
+    int n_channels;
 };
 
 static const char *const status_names[] = {
@@ -84,9 +88,34 @@ static int pq_err(store *s, const char *what, char *err, size_t errlen)
 
 /* Run `sql` with text params. Returns the result (caller PQclear()s) when
  * it completed as a command or returned rows, or NULL with err filled. */
+static int relisten(store *s);
+
+/* A connection found broken (server restart, network) is reset before the
+ * next statement: the call that discovered the loss failed with its error,
+ * the next one runs on a new connection. Nothing is retried behind the
+ * caller's back (a statement may have committed before the loss). Returns
+ * 0, or -1 when the server is still unreachable. */
+static int ensure_connected(store *s, char *err, size_t errlen)
+{
+    if (PQstatus(s->conn) == CONNECTION_OK)
+        return 0;
+    PQreset(s->conn);
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        const char *m = PQerrorMessage(s->conn);
+        size_t n = strlen(m);
+        while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == ' '))
+            n--;
+        return set_err(err, errlen, "store: connection lost, reconnecting failed: %.*s", (int)n,
+                       m);
+    }
+    return relisten(s);
+}
+
 static PGresult *run(store *s, const char *what, const char *sql, int np, const char *const *pv,
                      char *err, size_t errlen)
 {
+    if (ensure_connected(s, err, errlen) < 0)
+        return NULL;
     PGresult *r = PQexecParams(s->conn, sql, np, NULL, pv, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
@@ -187,7 +216,65 @@ void store_close(store *s)
     if (!s)
         return;
     PQfinish(s->conn);
+    for (int i = 0; i < s->n_channels; i++)
+        free(s->channels[i]);
     free(s);
+}
+
+static int listen_sql(store *s, const char *channel, char *err, size_t errlen)
+{
+    char *q = PQescapeIdentifier(s->conn, channel, strlen(channel));
+    if (!q)
+        return pq_err(s, "LISTEN", err, errlen);
+    char *sql = xasprintf("LISTEN %s", q);
+    PQfreemem(q);
+    PGresult *r = PQexec(s->conn, sql);
+    free(sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return ok ? 0 : pq_err(s, "LISTEN", err, errlen);
+}
+
+static int relisten(store *s)
+{
+    for (int i = 0; i < s->n_channels; i++)
+        if (listen_sql(s, s->channels[i], NULL, 0) < 0)
+            return -1;
+    return 0;
+}
+
+int store_listen(store *s, const char *channel, char *err, size_t errlen)
+{
+    for (int i = 0; i < s->n_channels; i++)
+        if (strcmp(s->channels[i], channel) == 0)
+            return 0;
+    if (s->n_channels == MAX_CHANNELS)
+        return set_err(err, errlen, "store: too many LISTEN channels (at most %d)", MAX_CHANNELS);
+    if (ensure_connected(s, err, errlen) < 0 || listen_sql(s, channel, err, errlen) < 0)
+        return -1;
+    s->channels[s->n_channels++] = xstrdup(channel);
+    return 0;
+}
+
+int store_socket(store *s)
+{
+    return PQsocket(s->conn);
+}
+
+int store_notification(store *s, char *channel, size_t clen, char *payload, size_t plen,
+                       char *err, size_t errlen)
+{
+    if (ensure_connected(s, err, errlen) < 0)
+        return -1;
+    if (!PQconsumeInput(s->conn))
+        return pq_err(s, "reading notifications", err, errlen);
+    PGnotify *n = PQnotifies(s->conn);
+    if (!n)
+        return 0;
+    snprintf(channel, clen, "%s", n->relname);
+    snprintf(payload, plen, "%s", n->extra);
+    PQfreemem(n);
+    return 1;
 }
 
 struct pg_conn *store_conn(store *s)
@@ -621,7 +708,14 @@ int store_sync_tasks(store *s, const pgr_config *cfg, store_sync_stats *stats, c
     if (begin(s, err, errlen) < 0)
         goto out;
     if (run0(s, "syncing connections", sync_connections_sql, 1, pc, err, errlen) < 0 ||
-        !(r = run(s, "syncing tasks", sync_tasks_sql, 1, pt, err, errlen)) ||
+        !(r = run(s, "syncing tasks", sync_tasks_sql, 1, pt, err, errlen))) {
+        rollback(s);
+        goto out;
+    }
+    /* Wake the scheduler when anything changed (delivered at commit). */
+    bool changed = gint(r, 0, 1) + gint(r, 0, 2) + gint(r, 0, 3) > 0;
+    if ((changed && run0(s, "notifying", "SELECT pg_notify('" STORE_CHANNEL_TASKS "', '*')", 0,
+                         NULL, err, errlen) < 0) ||
         commit(s, err, errlen) < 0) {
         rollback(s);
         goto out;
@@ -660,7 +754,8 @@ int store_task_create_api(store *s, const cfg_task *t, int64_t *id, char *err, s
                       " (v->>'timeout_ms')::bigint, v->'retry', v->>'concurrency', "
                       " v->>'misfire', (v->>'misfire_grace_ms')::bigint, "
                       " (v->>'misfire_max_runs')::int, (v->>'jitter_ms')::bigint, 'api', "
-                      " NOT (v->>'enabled')::boolean FROM i RETURNING id",
+                      " NOT (v->>'enabled')::boolean FROM i "
+                      "RETURNING id, pg_notify('" STORE_CHANNEL_TASKS "', name)",
                       1, pv, err, errlen);
     free(text);
     if (!r)
@@ -694,7 +789,8 @@ int store_task_pause(store *s, const char *name, char *err, size_t errlen)
     return task_update(s, "pausing a task",
                        "UPDATE scheduled_tasks SET paused = true, "
                        " updated_at = CASE WHEN paused THEN updated_at ELSE now() END "
-                       "WHERE name = $1 AND removed_at IS NULL RETURNING id",
+                       "WHERE name = $1 AND removed_at IS NULL "
+                       "RETURNING id, pg_notify('" STORE_CHANNEL_TASKS "', name)",
                        name, err, errlen);
 }
 
@@ -703,7 +799,8 @@ int store_task_resume(store *s, const char *name, char *err, size_t errlen)
     return task_update(s, "resuming a task",
                        "UPDATE scheduled_tasks SET paused = false, "
                        " updated_at = CASE WHEN paused THEN now() ELSE updated_at END "
-                       "WHERE name = $1 AND removed_at IS NULL RETURNING id",
+                       "WHERE name = $1 AND removed_at IS NULL "
+                       "RETURNING id, pg_notify('" STORE_CHANNEL_TASKS "', name)",
                        name, err, errlen);
 }
 
@@ -727,7 +824,8 @@ int store_task_remove(store *s, const char *name, char *err, size_t errlen)
                        name);
     return task_update(s, "removing a task",
                        "UPDATE scheduled_tasks SET removed_at = coalesce(removed_at, now()), "
-                       " next_run_at = NULL, updated_at = now() WHERE name = $1 RETURNING id",
+                       " next_run_at = NULL, updated_at = now() WHERE name = $1 "
+                       "RETURNING id, pg_notify('" STORE_CHANNEL_TASKS "', name)",
                        name, err, errlen);
 }
 
@@ -852,7 +950,8 @@ int store_trigger(store *s, const char *name, const char *params_override_json, 
                       "SELECT t.id, t.name, t.task_type, t.connection_id, 'pending', 'manual', "
                       " t.priority, greatest(coalesce((t.retry_policy->>'max_attempts')::int, 1), "
                       " 1), t.task_params || coalesce($2::jsonb, '{}'::jsonb) "
-                      "FROM scheduled_tasks t WHERE t.name = $1 RETURNING id",
+                      "FROM scheduled_tasks t WHERE t.name = $1 "
+                      "RETURNING id, pg_notify('" STORE_CHANNEL_EXECUTIONS "', id::text)",
                       2, pv, err, errlen);
     if (!r)
         return -1;

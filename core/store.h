@@ -23,7 +23,8 @@
  * milliseconds since the Unix epoch (0 means "not set" / SQL NULL).
  * Every function returns 0 (or a pointer) on success and -1 (or NULL) with
  * a message in err[0..errlen) on failure; a failed call leaves the store
- * usable (its transaction is rolled back).
+ * usable (its transaction is rolled back). A lost connection (server
+ * restart) fails the call that meets it; the next call reconnects.
  */
 #ifndef PGR_STORE_H
 #define PGR_STORE_H
@@ -333,6 +334,27 @@ int store_plugin_state_get(store *s, const char *task_name, const char *plugin, 
 /* Replace it (json must be valid JSON). Returns 0, 1 for an unknown task, or -1. */
 int store_plugin_state_set(store *s, const char *task_name, const char *plugin, const char *json,
                            char *err, size_t errlen);
+
+/* ---- notifications -------------------------------------------------------- */
+
+/* Channels the store NOTIFYs on commit, so that a scheduler or queue can
+ * sleep until something changes instead of polling:
+ *   STORE_CHANNEL_TASKS       payload: a task name, or "*" after a sync that
+ *                             changed tasks (pause, resume, remove, create)
+ *   STORE_CHANNEL_EXECUTIONS  payload: the id of a new manual execution */
+#define STORE_CHANNEL_TASKS "pgreviewer_tasks"
+#define STORE_CHANNEL_EXECUTIONS "pgreviewer_executions"
+
+/* LISTEN on `channel` (kept across reconnects; at most 8). Returns 0 or -1. */
+int store_listen(store *s, const char *channel, char *err, size_t errlen);
+/* The connection's socket, to poll() for POLLIN; changes after a reconnect,
+ * so ask again after each store call that failed. */
+int store_socket(store *s);
+/* Non-blocking: the next notification received, its channel and payload
+ * copied into the caller's buffers. Returns 1, 0 when none is pending, or
+ * -1 (connection lost: the next call reconnects). */
+int store_notification(store *s, char *channel, size_t clen, char *payload, size_t plen,
+                       char *err, size_t errlen);
 
 /* ---- retention ------------------------------------------------------------ */
 

@@ -1101,6 +1101,72 @@ static void test_plugin_state_and_history(void **state)
     tu_config_clear(&cfg);
 }
 
+/* ---- notifications and reconnects ------------------------------------------------------ */
+
+typedef struct notif_wait {
+    store *s;
+    char channel[64], payload[64];
+    int rc;
+} notif_wait;
+
+static bool got_notification(void *p)
+{
+    notif_wait *w = p;
+    char e[256];
+    w->rc = store_notification(w->s, w->channel, sizeof w->channel, w->payload,
+                               sizeof w->payload, e, sizeof e);
+    return w->rc != 0;
+}
+
+static void expect_notification(store *s, const char *channel, const char *payload)
+{
+    notif_wait w = {.s = s};
+    assert_true(wait_until(got_notification, &w, 5000));
+    assert_int_equal(w.rc, 1);
+    assert_string_equal(w.channel, channel);
+    assert_string_equal(w.payload, payload);
+}
+
+static void test_notify_and_reconnect(void **state)
+{
+    ERR;
+    pgr_config cfg;
+    store *s = with_tasks(&cfg);
+    store *l = tu_open(cfg.store.url);
+    assert_int_equal(store_listen(l, STORE_CHANNEL_TASKS, err, sizeof err), 0);
+    assert_int_equal(store_listen(l, STORE_CHANNEL_EXECUTIONS, err, sizeof err), 0);
+    assert_true(store_socket(l) >= 0);
+    assert_int_equal(store_task_pause(s, "alpha", err, sizeof err), 0);
+    expect_notification(l, STORE_CHANNEL_TASKS, "alpha");
+    int64_t id;
+    assert_int_equal(store_trigger(s, "beta", NULL, &id, err, sizeof err), 0);
+    char ids[24];
+    snprintf(ids, sizeof ids, "%lld", (long long)id);
+    expect_notification(l, STORE_CHANNEL_EXECUTIONS, ids);
+    /* a sync that changes nothing is silent; one that changes something is not */
+    assert_int_equal(store_sync_tasks(s, &cfg, NULL, err, sizeof err), 0);
+    cfg.tasks[0].priority = 1;
+    assert_int_equal(store_sync_tasks(s, &cfg, NULL, err, sizeof err), 0);
+    expect_notification(l, STORE_CHANNEL_TASKS, "*");
+    char ch[64], pl[64];
+    assert_int_equal(store_notification(l, ch, sizeof ch, pl, sizeof pl, err, sizeof err), 0);
+    /* The server drops the listener's connection (as in a restart): the
+     * call that meets it fails, the next reconnects and listens again. */
+    tu_exec(s, "SELECT pg_terminate_backend(%d, 5000)", PQbackendPID(store_conn(l)));
+    store_task *list;
+    size_t n;
+    assert_int_equal(store_task_list(l, false, &list, &n, err, sizeof err), -1);
+    assert_non_null(strstr(err, "store: listing tasks: "));
+    assert_int_equal(store_task_list(l, false, &list, &n, err, sizeof err), 0);
+    assert_int_equal(n, 2);
+    store_tasks_free(list, n);
+    assert_int_equal(store_task_resume(s, "alpha", err, sizeof err), 0);
+    expect_notification(l, STORE_CHANNEL_TASKS, "alpha");
+    store_close(l);
+    store_close(s);
+    tu_config_clear(&cfg);
+}
+
 /* ---- retention -------------------------------------------------------------------------- */
 
 static void test_retention_batches(void **state)
@@ -1177,6 +1243,7 @@ int main(void)
         cmocka_unit_test(test_sync_tasks),
         cmocka_unit_test(test_pause_resume_trigger_remove),
         cmocka_unit_test(test_plugin_state_and_history),
+        cmocka_unit_test(test_notify_and_reconnect),
         cmocka_unit_test(test_retention_batches),
     };
     return cmocka_run_group_tests(tests, tu_group_setup, tu_group_teardown);
