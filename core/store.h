@@ -63,6 +63,7 @@ bool store_status_terminal(store_status st);
  * NULL with err filled (the message never repeats the URL: it may hold a
  * password). Free with store_close(). */
 store *store_open(const char *url, char *err, size_t errlen);
+/* Close the connection and free s (NULL is fine). */
 void store_close(store *s);
 /* The underlying connection (owned by the store), for tests and read-only
  * queries such as reports. */
@@ -109,6 +110,7 @@ typedef struct store_task {
     int64_t last_fire_ms;    /* latest scheduled_for of its executions, 0: none */
 } store_task;
 
+/* Free what a store_task holds (not t itself) / an array of n and the array. */
 void store_task_clear(store_task *t);
 void store_tasks_free(store_task *tasks, size_t n);
 
@@ -204,6 +206,7 @@ typedef struct store_start_info {
     char *task_name, *task_type, *connection_id, *params_json; /* rc OK only; freed by store_start_info_clear */
 } store_start_info;
 
+/* Free the strings of one store_start_info (not info itself). */
 void store_start_info_clear(store_start_info *info);
 
 /* pending|queued|scheduled|running -> running for each item, in one
@@ -314,6 +317,7 @@ typedef struct store_execution {
     size_t n_attempts;
 } store_execution;
 
+/* Free what an execution holds (not e) / an array of n and the array. */
 void store_execution_clear(store_execution *e);
 void store_executions_free(store_execution *e, size_t n);
 
