@@ -1495,16 +1495,24 @@ int store_plugin_state_set(store *s, const char *task_name, const char *plugin, 
 
 /* ---- retention ------------------------------------------------------------------------- */
 
+/* Finished executions completed before the cut-off, oldest ids first; the
+ * partial index task_executions_finished serves the range. */
 static const char retain_age_sql[] =
     "WITH v AS (SELECT id FROM task_executions WHERE status IN " TERMINAL " "
-    "   AND coalesce(completed_at, updated_at) < now() - $1::bigint * interval '1 millisecond' "
+    "   AND completed_at < now() - $1::bigint * interval '1 millisecond' "
     "   ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) "
     "DELETE FROM task_executions e USING v WHERE e.id = v.id";
 
+/* Per task, the id of its $1-th newest finished execution (an index scan of
+ * at most $1 entries on task_executions_history), then what is older. */
 static const char retain_count_sql[] =
-    "WITH ranked AS (SELECT id, row_number() OVER (PARTITION BY scheduled_task_id "
-    "   ORDER BY id DESC) AS rn FROM task_executions WHERE status IN " TERMINAL "), "
-    "v AS (SELECT id FROM ranked WHERE rn > $1::bigint ORDER BY id LIMIT $2) "
+    "WITH cut AS (SELECT t.id AS task, (SELECT e.id FROM task_executions e "
+    "   WHERE e.scheduled_task_id = t.id AND e.status IN " TERMINAL " "
+    "   ORDER BY e.id DESC OFFSET $1::bigint - 1 LIMIT 1) AS keep_from "
+    "   FROM scheduled_tasks t), "
+    "v AS (SELECT e.id FROM cut JOIN task_executions e ON e.scheduled_task_id = cut.task "
+    "   AND e.id < cut.keep_from WHERE e.status IN " TERMINAL " ORDER BY e.id LIMIT $2 "
+    "   FOR UPDATE OF e SKIP LOCKED) "
     "DELETE FROM task_executions e USING v WHERE e.id = v.id";
 
 static const char retain_results_sql[] =

@@ -1210,14 +1210,33 @@ static void test_retention_batches(void **state)
                      1);
     assert_int_equal(tu_ll(s, "SELECT count(*) FROM execution_attempts"), 0);
     assert_int_equal(tu_ll(s, "SELECT count(*) FROM analysis_results"), 0);
-    /* Keep the 10 newest per task. */
+    /* Keep the 10 newest finished per task: alpha gets 15 recent finished
+     * ones interleaved with unfinished ones (never counted, never deleted). */
+    tu_exec(s, "INSERT INTO task_executions (scheduled_task_id, task_name, task_type, status, "
+               " scheduled_for, completed_at) "
+               "SELECT %lld, 'alpha', 'log_analysis', CASE WHEN g %% 2 = 0 THEN 'completed' "
+               " ELSE 'queued' END, now() - (31 - g) * interval '1 s', "
+               " CASE WHEN g %% 2 = 0 THEN now() END FROM generate_series(1, 30) g",
+            (long long)a);
     assert_int_equal(store_retention(s, 0, 10, 7, &st, err, sizeof err), 0);
-    assert_int_equal(st.executions, 20);
-    assert_int_equal(st.statements, 3); /* 7 + 7 + 6 */
+    assert_int_equal(st.executions, 20 + 5);
+    assert_int_equal(st.statements, 4); /* 7 + 7 + 7 + 4 */
     assert_int_equal(tu_ll(s, "SELECT count(*) FROM task_executions WHERE task_name = 'beta' "
                               "AND completed_at > now() - interval '11 min'"),
                      10);
-    assert_int_equal(tu_ll(s, "SELECT count(*) FROM task_executions"), 11);
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM task_executions WHERE task_name = 'alpha' "
+                              "AND status = 'completed' AND scheduled_for > now() - "
+                              "interval '11 s'"),
+                     5);
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM task_executions WHERE task_name = 'alpha' "
+                              "AND status = 'completed'"),
+                     10);
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM task_executions WHERE status = 'queued'"),
+                     15);
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM task_executions"), 10 + 10 + 15 + 1);
+    /* nothing more to do */
+    assert_int_equal(store_retention(s, 30LL * 86400000, 10, 7, &st, err, sizeof err), 0);
+    assert_int_equal(st.executions, 0);
     store_close(s);
     tu_config_clear(&cfg);
 }
