@@ -23,7 +23,8 @@
  * milliseconds since the Unix epoch (0 means "not set" / SQL NULL).
  * Every function returns 0 (or a pointer) on success and -1 (or NULL) with
  * a message in err[0..errlen) on failure; a failed call leaves the store
- * usable (its transaction is rolled back).
+ * usable (its transaction is rolled back). A lost connection (server
+ * restart) fails the call that meets it; the next call reconnects.
  */
 #ifndef PGR_STORE_H
 #define PGR_STORE_H
@@ -63,6 +64,7 @@ bool store_status_terminal(store_status st);
  * NULL with err filled (the message never repeats the URL: it may hold a
  * password). Free with store_close(). */
 store *store_open(const char *url, char *err, size_t errlen);
+/* Close the connection and free s (NULL is fine). */
 void store_close(store *s);
 /* The underlying connection (owned by the store), for tests and read-only
  * queries such as reports. */
@@ -109,6 +111,7 @@ typedef struct store_task {
     int64_t last_fire_ms;    /* latest scheduled_for of its executions, 0: none */
 } store_task;
 
+/* Free what a store_task holds (not t itself) / an array of n and the array. */
 void store_task_clear(store_task *t);
 void store_tasks_free(store_task *tasks, size_t n);
 
@@ -204,6 +207,7 @@ typedef struct store_start_info {
     char *task_name, *task_type, *connection_id, *params_json; /* rc OK only; freed by store_start_info_clear */
 } store_start_info;
 
+/* Free the strings of one store_start_info (not info itself). */
 void store_start_info_clear(store_start_info *info);
 
 /* pending|queued|scheduled|running -> running for each item, in one
@@ -226,6 +230,14 @@ typedef struct store_finish {
     const char *plugin;      /* owner of plugin_state, with state_json */
     const char *state_json;  /* new plugin state (JSON) or NULL; stored only when completed */
     int64_t not_before_ms;   /* status scheduled: when to retry */
+    /* The fast path: a worker that made no store_exec_start for this
+     * execution (it is still pending/queued/scheduled in the store) gives
+     * the attempt's start time and place here, and the finish records the
+     * whole attempt itself - one statement per batch instead of two. Ignored
+     * (0/NULL) when the execution is running. */
+    int64_t started_at_ms;
+    const char *worker_host;
+    pid_t worker_pid;
 } store_finish;
 
 typedef enum store_finish_rc {
@@ -268,14 +280,16 @@ typedef struct store_recovered {
     int64_t not_before_ms;   /* was scheduled: its due time */
 } store_recovered;
 
-/* Start-up recovery: executions left queued or running (and scheduled when
- * include_scheduled, for the in-process queue that lost its delayed set)
- * by a crash, optionally only those whose worker is `worker_host` (NULL: any;
- * queued ones have no worker and always qualify). In ONE UPDATE ... RETURNING
- * each goes back to `pending` with recovered_at set and its open attempt
- * closed as 'lost', so two concurrent callers never get the same row. The
- * caller re-enqueues them (store_exec_mark_queued / _mark_scheduled).
- * *out is the caller's to free(). Returns 0 or -1. */
+/* Start-up recovery. With worker_host NULL (embedded mode, in-process
+ * queue: everything in flight was lost): every execution left queued or
+ * running, plus scheduled ones when include_scheduled (the lost delayed
+ * set). With a worker_host (a worker host restarting next to a Redis that
+ * still holds the queued items): only that host's running executions.
+ * In ONE UPDATE ... RETURNING each goes back to `pending` with recovered_at
+ * set and its open attempt closed as 'lost'; two concurrent callers never
+ * get the same row. The caller re-enqueues them (store_exec_mark_queued /
+ * _mark_scheduled with was/not_before_ms). *out is the caller's to free().
+ * Returns 0 or -1. */
 int store_recover(store *s, const char *worker_host, bool include_scheduled,
                   store_recovered **out, size_t *n, char *err, size_t errlen);
 
@@ -304,6 +318,7 @@ typedef struct store_execution {
     size_t n_attempts;
 } store_execution;
 
+/* Free what an execution holds (not e) / an array of n and the array. */
 void store_execution_clear(store_execution *e);
 void store_executions_free(store_execution *e, size_t n);
 
@@ -324,6 +339,27 @@ int store_plugin_state_get(store *s, const char *task_name, const char *plugin, 
 /* Replace it (json must be valid JSON). Returns 0, 1 for an unknown task, or -1. */
 int store_plugin_state_set(store *s, const char *task_name, const char *plugin, const char *json,
                            char *err, size_t errlen);
+
+/* ---- notifications -------------------------------------------------------- */
+
+/* Channels the store NOTIFYs on commit, so that a scheduler or queue can
+ * sleep until something changes instead of polling:
+ *   STORE_CHANNEL_TASKS       payload: a task name, or "*" after a sync that
+ *                             changed tasks (pause, resume, remove, create)
+ *   STORE_CHANNEL_EXECUTIONS  payload: the id of a new manual execution */
+#define STORE_CHANNEL_TASKS "pgreviewer_tasks"
+#define STORE_CHANNEL_EXECUTIONS "pgreviewer_executions"
+
+/* LISTEN on `channel` (kept across reconnects; at most 8). Returns 0 or -1. */
+int store_listen(store *s, const char *channel, char *err, size_t errlen);
+/* The connection's socket, to poll() for POLLIN; changes after a reconnect,
+ * so ask again after each store call that failed. */
+int store_socket(store *s);
+/* Non-blocking: the next notification received, its channel and payload
+ * copied into the caller's buffers. Returns 1, 0 when none is pending, or
+ * -1 (connection lost: the next call reconnects). */
+int store_notification(store *s, char *channel, size_t clen, char *payload, size_t plen,
+                       char *err, size_t errlen);
 
 /* ---- retention ------------------------------------------------------------ */
 
