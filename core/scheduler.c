@@ -49,6 +49,7 @@ struct scheduler {
     PGconn *leader;        /* the session holding the advisory lock */
     bool is_leader;
     bool reload;
+    bool pending_scan;     /* look for pending manual executions to enqueue */
     int64_t retry_ms;
     stask *tasks;
     size_t n_tasks;
@@ -152,7 +153,7 @@ static void free_tasks(scheduler *sc)
 
 static void lose_leadership(scheduler *sc, const char *why)
 {
-    if (sc->is_leader)
+    if (sc->is_leader && strcmp(why, "shutting down") != 0)
         log_warning("no longer the leader: %s; firing stopped", why);
     sc->is_leader = false;
     if (sc->leader)
@@ -165,7 +166,13 @@ static void lose_leadership(scheduler *sc, const char *why)
 static bool try_lead(scheduler *sc)
 {
     if (!sc->leader) {
-        sc->leader = PQconnectdb(sc->cfg->store.url);
+        /* Named so that an operator (and the fail-over test) can tell from
+         * pg_stat_activity which process holds the leadership. */
+        char appname[64];
+        snprintf(appname, sizeof appname, "pgreviewer scheduler %d", (int)getpid());
+        const char *kw[] = {"dbname", "application_name", NULL};
+        const char *val[] = {sc->cfg->store.url, appname, NULL};
+        sc->leader = PQconnectdbParams(kw, val, 1);
         if (PQstatus(sc->leader) != CONNECTION_OK) {
             log_warning("leader election: cannot connect to the store: %s",
                         PQerrorMessage(sc->leader));
@@ -183,8 +190,9 @@ static bool try_lead(scheduler *sc)
         return false;
     }
     if (won) {
-        r = PQexec(sc->leader, "LISTEN pgreviewer_tasks");
+        r = PQexec(sc->leader, "LISTEN " STORE_CHANNEL_TASKS "; LISTEN " STORE_CHANNEL_EXECUTIONS);
         PQclear(r);
+        sc->pending_scan = true; /* manual runs created while no leader was there */
     }
     return won;
 }
@@ -197,7 +205,10 @@ static bool check_leader(scheduler *sc)
         return false;
     PGnotify *n;
     while ((n = PQnotifies(sc->leader))) {
-        sc->reload = true;
+        if (!strcmp(n->relname, STORE_CHANNEL_EXECUTIONS))
+            sc->pending_scan = true;
+        else
+            sc->reload = true;
         PQfreemem(n);
     }
     return true;
@@ -426,6 +437,34 @@ static int fire_batch(scheduler *sc, fire *fires, size_t n)
     return rc;
 }
 
+/* Enqueue manual executions (task trigger, API) still pending. Whoever
+ * moves an execution from pending to queued enqueues it, so an API that
+ * enqueued it itself is never doubled. */
+static void enqueue_pending(scheduler *sc)
+{
+    sc->pending_scan = false;
+    PGresult *r = PQexec(store_conn(sc->st),
+                         "SELECT id, priority FROM task_executions WHERE status = 'pending' "
+                         "ORDER BY priority DESC, id LIMIT 10000");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        log_error("cannot look for pending executions: %s", PQerrorMessage(store_conn(sc->st)));
+        PQclear(r);
+        return;
+    }
+    char err[512];
+    for (int i = 0; i < PQntuples(r); i++) {
+        int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        if (store_exec_mark_queued(sc->st, &id, 1, err, sizeof err) != 1)
+            continue;
+        queue_item it = {.id = id, .priority = atoi(PQgetvalue(r, i, 1)), .attempt = 1};
+        if (queue_enqueue(sc->q, &it, 1, err, sizeof err) < 0)
+            log_error("execution %lld not enqueued: %s", (long long)id, err);
+        else
+            log_info("manual execution %lld queued", (long long)id);
+    }
+    PQclear(r);
+}
+
 /* Pop every task due by `now`, reschedule it, and fire the batch. */
 static void fire_due(scheduler *sc, int64_t now)
 {
@@ -513,6 +552,8 @@ int scheduler_run(scheduler *sc, volatile sig_atomic_t *stop, char *err, size_t 
         }
         if (sc->reload)
             load_tasks(sc, false);
+        if (sc->pending_scan)
+            enqueue_pending(sc);
         int64_t now = wall_ms();
         fire_due(sc, now);
         if (!sc->is_leader)
