@@ -10,3 +10,7 @@ target_link_libraries(pgr_fakevault PUBLIC pgr_testenv PkgConfig::CURL PkgConfig
 pgr_add_unit_test(vault_test ${CMAKE_CURRENT_LIST_DIR}/vault/test_vault.c)
 target_link_libraries(vault_test PRIVATE pgr_fakevault)
 set_tests_properties(vault_test PROPERTIES TIMEOUT 120)
+
+pgr_add_unit_test(credentials_test ${CMAKE_CURRENT_LIST_DIR}/vault/test_credentials.c)
+target_link_libraries(credentials_test PRIVATE pgr_fakevault)
+set_tests_properties(credentials_test PROPERTIES TIMEOUT 120)
