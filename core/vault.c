@@ -476,39 +476,23 @@ static int parse_auth(const vresp *r, char **token, json_int_t *ttl, bool *renew
     return 0;
 }
 
-static int approle_request(vault_client *vc, vresp *r, const char *what, char *err, size_t errlen)
+/* POST the login and make sense of the answer. */
+static int approle_login(vault_client *vc, const char *role_id, const char *secret_id,
+                         char *err, size_t errlen)
 {
-    char *role_id = read_secret_file(vc->cfg->role_id_file, err, errlen);
-    if (!role_id)
-        return -1;
-    char *secret_id = read_secret_file(vc->cfg->secret_id_file, err, errlen);
-    if (!secret_id) {
-        wipe_free(role_id);
-        return -1;
-    }
+    char what[160], text[512];
+    snprintf(what, sizeof what, "AppRole login (auth/%s/login)", vc->approle_mount);
     json_t *req = json_pack("{s:s, s:s}", "role_id", role_id, "secret_id", secret_id);
     char *body = json_dumps(req, JSON_COMPACT);
     vault_secret_free(req);
     char *path = xasprintf("auth/%s/login", vc->approle_mount);
-    int rc = http(vc, "POST", path, body, false, r, what, err, errlen);
+    vresp r;
+    int rc = http(vc, "POST", path, body, false, &r, what, err, errlen);
     free(path);
     wipe_free(body);
-    vault_redact(err, errlen, secret_id);
-    vault_redact(err, errlen, role_id);
-    wipe_free(secret_id);
-    wipe_free(role_id);
-    return rc;
-}
-
-static int auth_approle(vault_client *vc, char *err, size_t errlen)
-{
-    vresp r;
-    char what[160], text[512];
-    snprintf(what, sizeof what, "AppRole login (auth/%s/login)", vc->approle_mount);
-    if (approle_request(vc, &r, what, err, errlen) < 0)
+    if (rc < 0)
         return -1;
 
-    int rc = 0;
     char *token = NULL;
     json_int_t ttl = 0;
     bool renewable = false;
@@ -527,6 +511,28 @@ static int auth_approle(vault_client *vc, char *err, size_t errlen)
         rc = http_error(vc, &r, what, err, errlen);
     }
     resp_free(&r);
+    return rc;
+}
+
+/* Read role_id and secret_id (again at every login: an orchestrator may
+ * have rotated the secret_id file) and log in. */
+static int auth_approle(vault_client *vc, char *err, size_t errlen)
+{
+    char *role_id = read_secret_file(vc->cfg->role_id_file, err, errlen);
+    if (!role_id)
+        return -1;
+    char *secret_id = read_secret_file(vc->cfg->secret_id_file, err, errlen);
+    if (!secret_id) {
+        wipe_free(role_id);
+        return -1;
+    }
+    int rc = approle_login(vc, role_id, secret_id, err, errlen);
+    if (rc < 0) { /* in case Vault's error text echoes them */
+        vault_redact(err, errlen, secret_id);
+        vault_redact(err, errlen, role_id);
+    }
+    wipe_free(secret_id);
+    wipe_free(role_id);
     return rc;
 }
 
@@ -557,6 +563,7 @@ static int auth_token(vault_client *vc, char *err, size_t errlen)
 
     vresp r;
     if (http(vc, "GET", "auth/token/lookup-self", NULL, true, &r, what, err, errlen) < 0) {
+        vault_redact(err, errlen, vc->token);
         drop_token(vc);
         return -1;
     }
@@ -579,8 +586,10 @@ static int auth_token(vault_client *vc, char *err, size_t errlen)
         rc = http_error(vc, &r, what, err, errlen);
     }
     resp_free(&r);
-    if (rc < 0)
+    if (rc < 0) {
+        vault_redact(err, errlen, vc->token);
         drop_token(vc);
+    }
     return rc;
 }
 

@@ -530,6 +530,61 @@ static void test_malformed_answers(void **state)
     expect_read_error(f, want);
 }
 
+/* A server (or a proxy) that echoes secrets in its errors: masked. */
+static void test_echoed_secrets_are_redacted(void **state)
+{
+    fixture *f = *state;
+    add_token(f, 0, "");
+    put_secret(f, "");
+    token_cfg(f);
+    make_client(f);
+    assert_int_equal(fakevault_ctl(&f->fv, "/fail",
+                                   "{\"prefix\": \"/v1/secret/\", \"status\": 500, \"errors\": "
+                                   "[\"token " TOKEN " hit a storage error\"]}"),
+                     0);
+    char want[512];
+    snprintf(want, sizeof want,
+             "Vault at %s failed reading " LOC ": HTTP 500: token [redacted] hit a storage error",
+             f->fv.address);
+    expect_read_error(f, want);
+
+    vault_free(f->vc);
+    approle_cfg(f);
+    add_approle(f, 3600, NULL);
+    make_client(f);
+    assert_int_equal(fakevault_ctl(&f->fv, "/fail",
+                                   "{\"prefix\": \"/v1/auth/approle/login\", \"status\": 400, "
+                                   "\"errors\": [\"bad secret_id " SECRET_ID " for role " ROLE_ID
+                                   "\"]}"),
+                     0);
+    snprintf(want, sizeof want,
+             "Vault AppRole login at %s (auth/approle/login) failed: HTTP 400: bad secret_id "
+             "[redacted] for role [redacted]; check vault.auth.role_id_file, "
+             "vault.auth.secret_id_file and the AppRole mount",
+             f->fv.address);
+    expect_read_error(f, want);
+}
+
+static void test_answer_too_big(void **state)
+{
+    fixture *f = *state;
+    add_token(f, 0, "");
+    token_cfg(f);
+    make_client(f);
+    size_t n = 1100 * 1000;
+    char *body = malloc(n + 100);
+    int off = snprintf(body, 100, "{\"prefix\": \"/v1/secret/\", \"status\": 200, \"raw\": \"");
+    memset(body + off, 'x', n);
+    strcpy(body + off + n, "\"}");
+    assert_int_equal(fakevault_ctl(&f->fv, "/fail", body), 0);
+    free(body);
+    char want[512];
+    snprintf(want, sizeof want,
+             "Vault at %s sent a malformed answer to reading " LOC ": larger than 1048576 bytes",
+             f->fv.address);
+    expect_read_error(f, want);
+}
+
 static void test_bad_connection_id(void **state)
 {
     fixture *f = *state;
@@ -728,6 +783,20 @@ static void test_tls_verification_failure(void **state)
     assert_int_equal(count(f, "GET /v1/auth/token/lookup-self"), 0); /* never reached */
 }
 
+static void test_tls_ca_file_not_pem(void **state)
+{
+    fixture *f = *state;
+    add_token(f, 0, "");
+    token_cfg(f);
+    f->cfg.ca_file = (char *)fakevault_file(&f->fv, "not-a-ca.pem", "hello\n");
+    make_client(f);
+    assert_int_equal(read_prod(f), -1);
+    char head[600];
+    snprintf(head, sizeof head, "vault.ca_file %s cannot be used as a CA bundle: ", f->cfg.ca_file);
+    if (strncmp(f->err, head, strlen(head)) != 0)
+        fail_msg("unexpected: %s", f->err);
+}
+
 static void test_tls_verify_off(void **state)
 {
     fixture *f = *state;
@@ -763,6 +832,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_echoed_secrets_are_redacted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_too_big, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_connection_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_namespace_header, setup, teardown),
@@ -775,6 +846,7 @@ int main(void)
     const struct CMUnitTest tls[] = {
         cmocka_unit_test_setup_teardown(test_tls_with_ca_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_verification_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_ca_file_not_pem, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_verify_off, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("vault", plain, group_setup, group_teardown);
