@@ -83,7 +83,8 @@ PGconn *credentials_connect(const cfg_connection *conn, vault_client *vault,
  * accepted and ignored (the caller has loaded `cfg` from it). Resolves the
  * credentials as an executor would, connects, and prints the server
  * version, the user connected as and where the credentials came from,
- * never the secret. Returns 0, 1 (a step failed; the reason on stderr) or
+ * never the secret. NAME "store" (when no connection has that id) tests
+ * the analytics store at store.url. Returns 0, 1 (a step failed; the reason on stderr) or
  * 2 (usage). */
 int cmd_connection(const pgr_config *cfg, int argc, char **argv);
 

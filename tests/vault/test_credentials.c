@@ -512,6 +512,23 @@ static void test_cmd_connection_failures(void **state)
                                "has no vault: section\n");
 }
 
+static void test_cmd_connection_store(void **state)
+{
+    fixture *f = *state;
+    pgr_config cfg;
+    make_config(f, &cfg);
+    output o;
+    char *argv[] = {(char *)"test", (char *)"store", NULL};
+    run_cmd(&cfg, 2, argv, &o);
+    assert_int_equal(o.rc, 1);
+    assert_string_equal(o.err, "connection store: no store is configured (store.url)\n");
+    cfg.store.url = g_pg.conninfo;
+    run_cmd(&cfg, 2, argv, &o);
+    assert_int_equal(o.rc, 0);
+    assert_non_null(strstr(o.out, "  connected as: pgrtest\n"));
+    assert_non_null(strstr(o.out, "  credentials:  store.url"));
+}
+
 static void test_cmd_connection_usage(void **state)
 {
     fixture *f = *state;
@@ -552,6 +569,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_libpq_environment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cmd_connection_ok, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cmd_connection_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cmd_connection_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cmd_connection_usage, setup, teardown),
     };
     return cmocka_run_group_tests_name("credentials", tests, group_setup, group_teardown);
