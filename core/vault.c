@@ -761,6 +761,10 @@ int vault_read_secret(vault_client *vc, const char *connection_id, json_t **data
         return -1;
     cache_entry *e = cache_find(vc, connection_id);
     if (e && mono_ms() < e->expires_ms) {
+        /* Keep the token alive even when reads are served from the cache;
+         * a failure here is reported by the next read that needs Vault. */
+        if (vc->token && vc->renew_due_ms && mono_ms() >= vc->renew_due_ms)
+            vault_maintain(vc, NULL, 0);
         *data = json_deep_copy(e->data);
         free(loc);
         return 0;

@@ -297,6 +297,20 @@ static void test_renewal_at_two_thirds(void **state)
     assert_true(vault_renew_due_ms(f->vc) > first_due);
 }
 
+static void test_renewal_while_reads_are_cached(void **state)
+{
+    fixture *f = *state;
+    add_approle(f, 1, NULL);
+    put_secret(f, "");
+    approle_cfg(f);
+    make_client(f); /* cache_ttl 60 s: every later read is a cache hit */
+    assert_int_equal(read_prod(f), 0);
+    assert_true(wait_until(renewal_due, f, 3000));
+    assert_int_equal(read_prod(f), 0);
+    assert_int_equal(count(f, "POST /v1/auth/token/renew-self"), 1);
+    assert_int_equal(count(f, READ_PATH), 1);
+}
+
 static void test_relogin_when_renewal_fails(void **state)
 {
     fixture *f = *state;
@@ -819,6 +833,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_approle_custom_mount, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approle_bad_secret_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renewal_at_two_thirds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renewal_while_reads_are_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relogin_when_renewal_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_maintain_renews_without_a_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relogin_after_403, setup, teardown),
