@@ -505,7 +505,7 @@ static int approle_login(vault_client *vc, const char *role_id, const char *secr
         errors_text(&r, text, sizeof text);
         rc = set_err(err, errlen,
                      "Vault AppRole login at %s (auth/%s/login) failed: HTTP %ld%s%s; check "
-                     "vault.auth.role_id_file, vault.auth.secret_id_file and the AppRole mount",
+                     "vault.auth.role_id_file, vault.auth.secret_id_file and vault.auth.mount",
                      vc->address, vc->approle_mount, r.status, text[0] ? ": " : "", text);
     } else {
         rc = http_error(vc, &r, what, err, errlen);

@@ -262,8 +262,8 @@ static void test_approle_bad_secret_id(void **state)
     char want[512];
     snprintf(want, sizeof want,
              "Vault AppRole login at %s (auth/approle/login) failed: HTTP 400: invalid role or "
-             "secret ID; check vault.auth.role_id_file, vault.auth.secret_id_file and the "
-             "AppRole mount",
+             "secret ID; check vault.auth.role_id_file, vault.auth.secret_id_file and "
+             "vault.auth.mount",
              f->fv.address);
     expect_read_error(f, want);
     assert_int_equal(count(f, READ_PATH), 0);
@@ -574,7 +574,7 @@ static void test_echoed_secrets_are_redacted(void **state)
     snprintf(want, sizeof want,
              "Vault AppRole login at %s (auth/approle/login) failed: HTTP 400: bad secret_id "
              "[redacted] for role [redacted]; check vault.auth.role_id_file, "
-             "vault.auth.secret_id_file and the AppRole mount",
+             "vault.auth.secret_id_file and vault.auth.mount",
              f->fv.address);
     expect_read_error(f, want);
 }
