@@ -272,6 +272,20 @@ static void test_connect_with_vault(void **state)
     free(source);
 }
 
+/* How many times the server logged a failed password login for "app". */
+static int failed_logins(void)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/server.log", g_pg.dir);
+    char *log = read_file(path, NULL, NULL, 0);
+    assert_non_null(log);
+    int n = 0;
+    for (char *p = log; (p = strstr(p, "password authentication failed for user \"app\"")); p++)
+        n++;
+    free(log);
+    return n;
+}
+
 static void test_rotated_password(void **state)
 {
     fixture *f = *state;
@@ -281,6 +295,7 @@ static void test_rotated_password(void **state)
     assert_int_equal(fakevault_count(&g_fv, READ_PATH), 1);
 
     /* Rotation: the database and Vault change; our cache still has PW1. */
+    int failed_before = failed_logins();
     sql("ALTER ROLE app PASSWORD '" PW2 "'");
     set_vault_password(PW2);
     pg = credentials_connect(&f->conn, f->vc, NULL, NULL, f->err, sizeof f->err);
@@ -289,6 +304,7 @@ static void test_rotated_password(void **state)
     assert_user(pg, "app");
     PQfinish(pg);
     assert_int_equal(fakevault_count(&g_fv, READ_PATH), 2); /* re-read once */
+    assert_int_equal(failed_logins() - failed_before, 1);   /* the stale PW1 */
 
     /* Served from the cache again now. */
     pg = credentials_connect(&f->conn, f->vc, NULL, NULL, f->err, sizeof f->err);
@@ -300,6 +316,7 @@ static void test_rotated_password(void **state)
 static void test_rotated_but_vault_not_updated(void **state)
 {
     fixture *f = *state;
+    int failed_before = failed_logins();
     PGconn *pg = credentials_connect(&f->conn, f->vc, NULL, NULL, f->err, sizeof f->err);
     assert_user(pg, "app");
     PQfinish(pg);
@@ -315,6 +332,8 @@ static void test_rotated_but_vault_not_updated(void **state)
     assert_string_equal(f->err, want);
     assert_clean(f->err);
     assert_int_equal(fakevault_count(&g_fv, READ_PATH), 2); /* the cached read, then one more */
+    /* Vault still had the same password: no second, pointless attempt. */
+    assert_int_equal(failed_logins() - failed_before, 1);
 }
 
 static void test_password_file(void **state)
