@@ -70,7 +70,8 @@ bool credentials_is_libpq_keyword(const char *keyword);
 
 /* Resolve and connect. When the server rejects the password (SQLSTATE
  * 28P01) and it came from Vault, the cached secret is invalidated, re-read
- * once (it may have been rotated) and the connection retried once.
+ * once (it may have been rotated) and, when the password did change, the
+ * connection is retried once.
  * Returns the connection (CONNECTION_OK; the caller PQfinish()es it) and,
  * when `source` is not NULL, stores there where the credentials came from
  * (caller frees). Returns NULL with err filled otherwise; the message names
