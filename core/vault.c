@@ -476,6 +476,16 @@ static int parse_auth(const vresp *r, char **token, json_int_t *ttl, bool *renew
     return 0;
 }
 
+/* read_secret_file() with the configuration key in the message. */
+static char *read_auth_file(const char *key, const char *path, char *err, size_t errlen)
+{
+    char why[512];
+    char *s = read_secret_file(path, why, sizeof why);
+    if (!s)
+        set_err(err, errlen, "vault.auth.%s: %s", key, why);
+    return s;
+}
+
 /* POST the login and make sense of the answer. */
 static int approle_login(vault_client *vc, const char *role_id, const char *secret_id,
                          char *err, size_t errlen)
@@ -518,10 +528,10 @@ static int approle_login(vault_client *vc, const char *role_id, const char *secr
  * have rotated the secret_id file) and log in. */
 static int auth_approle(vault_client *vc, char *err, size_t errlen)
 {
-    char *role_id = read_secret_file(vc->cfg->role_id_file, err, errlen);
+    char *role_id = read_auth_file("role_id_file", vc->cfg->role_id_file, err, errlen);
     if (!role_id)
         return -1;
-    char *secret_id = read_secret_file(vc->cfg->secret_id_file, err, errlen);
+    char *secret_id = read_auth_file("secret_id_file", vc->cfg->secret_id_file, err, errlen);
     if (!secret_id) {
         wipe_free(role_id);
         return -1;
@@ -541,7 +551,7 @@ static char *find_token(const vault_client *vc, const char **source, char *err, 
 {
     if (vc->cfg->token_file) {
         *source = "vault.auth.token_file";
-        return read_secret_file(vc->cfg->token_file, err, errlen);
+        return read_auth_file("token_file", vc->cfg->token_file, err, errlen);
     }
     *source = "the VAULT_TOKEN environment variable";
     if (g_env_token)

@@ -207,6 +207,46 @@ static void test_no_token(void **state)
     assert_int_equal(count(f, READ_PATH), 0);
 }
 
+static void test_auth_files_vanish(void **state)
+{
+    fixture *f = *state;
+    token_cfg(f);
+    make_client(f);
+    fakevault_file(&f->fv, "token", "\n");
+    char want[600];
+    snprintf(want, sizeof want, "vault.auth.token_file: %s: the file is empty", f->cfg.token_file);
+    expect_read_error(f, want);
+    unlink(f->cfg.token_file);
+    snprintf(want, sizeof want, "vault.auth.token_file: %s: cannot open: No such file or directory",
+             f->cfg.token_file);
+    expect_read_error(f, want);
+
+    vault_free(f->vc);
+    approle_cfg(f);
+    make_client(f);
+    unlink(f->cfg.secret_id_file);
+    snprintf(want, sizeof want,
+             "vault.auth.secret_id_file: %s: cannot open: No such file or directory",
+             f->cfg.secret_id_file);
+    expect_read_error(f, want);
+    assert_int_equal(count(f, "POST /v1/auth/approle/login"), 0);
+}
+
+static void test_approle_in_namespace(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(fakevault_ctl(&f->fv, "/approle",
+                                   "{\"namespace\": \"team-b\", \"role_id\": \"" ROLE_ID
+                                   "\", \"secret_id\": \"" SECRET_ID "\"}"),
+                     0);
+    put_secret(f, "team-b");
+    approle_cfg(f);
+    f->cfg.namespace_ = (char *)"team-b/"; /* a trailing slash is how Vault's CLI often shows it */
+    make_client(f);
+    assert_int_equal(read_prod(f), 0);
+    assert_int_equal(count(f, "POST /v1/auth/approle/login"), 1);
+}
+
 static void test_token_rejected(void **state)
 {
     fixture *f = *state;
@@ -828,6 +868,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_file_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_from_environment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_files_vanish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_approle_in_namespace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approle_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approle_custom_mount, setup, teardown),
