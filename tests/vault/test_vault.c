@@ -851,6 +851,43 @@ static void test_tls_ca_file_not_pem(void **state)
         fail_msg("unexpected: %s", f->err);
 }
 
+/* Over TLS a shared connection would be fatal: the child's records would
+ * break the parent's session. The child must use its own handle. */
+static void test_tls_fork(void **state)
+{
+    fixture *f = *state;
+    add_token(f, 0, "");
+    put_secret(f, "");
+    token_cfg(f);
+    f->cfg.ca_file = f->fv.cert;
+    f->cfg.cache_ttl_ms = 0;
+    make_client(f);
+    assert_int_equal(read_prod(f), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        json_t *d = NULL;
+        char err[512];
+        int ok = 1;
+        for (int i = 0; i < 3; i++) {
+            ok &= vault_read_secret(f->vc, "prod-main", &d, err, sizeof err) == 0;
+            vault_secret_free(d);
+        }
+        vault_free(f->vc);
+        _exit(ok ? 0 : 1);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(read_prod(f), 0);
+    assert_int_equal(count(f, READ_PATH), 7);
+    json_t *stats = fakevault_stats(&f->fv);
+    assert_int_equal(json_integer_value(json_object_get(stats, "tls_errors")), 0);
+    /* The parent kept its connection; the child had one of its own. */
+    assert_int_equal(json_integer_value(json_object_get(stats, "connections")), 2);
+    json_decref(stats);
+}
+
 static void test_tls_verify_off(void **state)
 {
     fixture *f = *state;
@@ -904,6 +941,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tls_with_ca_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_verification_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_ca_file_not_pem, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_fork, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_verify_off, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("vault", plain, group_setup, group_teardown);
