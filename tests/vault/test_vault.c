@@ -320,7 +320,7 @@ static bool renewal_due(void *arg)
 static void test_renewal_at_two_thirds(void **state)
 {
     fixture *f = *state;
-    add_approle(f, 1, NULL); /* 1 s: renewal due after ~667 ms */
+    add_approle(f, 2, NULL); /* 2 s: renewal due after ~1.33 s, 0.67 s before expiry */
     put_secret(f, "");
     approle_cfg(f);
     f->cfg.cache_ttl_ms = 0;
@@ -340,7 +340,7 @@ static void test_renewal_at_two_thirds(void **state)
 static void test_renewal_while_reads_are_cached(void **state)
 {
     fixture *f = *state;
-    add_approle(f, 1, NULL);
+    add_approle(f, 2, NULL);
     put_secret(f, "");
     approle_cfg(f);
     make_client(f); /* cache_ttl 60 s: every later read is a cache hit */
@@ -374,7 +374,7 @@ static void test_relogin_when_renewal_fails(void **state)
 static void test_maintain_renews_without_a_read(void **state)
 {
     fixture *f = *state;
-    add_approle(f, 1, NULL);
+    add_approle(f, 2, NULL);
     approle_cfg(f);
     make_client(f);
     assert_int_equal(vault_renew_due_ms(f->vc), 0); /* lazy: nothing yet */
