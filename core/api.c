@@ -260,14 +260,18 @@ static reply post_trigger(api_server *api, const char *name, const char *body)
     int rc = store_trigger(s, name, body && *body ? body : NULL, &id, err, sizeof err);
     if (rc != 0)
         return error_reply(rc > 0 ? 404 : 400, "%s", err);
+    /* Whoever moves it from pending to queued enqueues it (the scheduler
+     * does the same for the executions it is notified of). */
     store_task t;
     bool queued = false;
     queue *q = api_queue(api, err, sizeof err);
     if (q && store_task_get(s, name, &t, err, sizeof err) == 0) {
         queue_item it = {.id = id, .priority = t.priority, .attempt = 1};
-        if (queue_enqueue(q, &it, 1, err, sizeof err) == 0 &&
-            store_exec_mark_queued(s, &id, 1, err, sizeof err) >= 0)
-            queued = true;
+        if (store_exec_mark_queued(s, &id, 1, err, sizeof err) == 1) {
+            queued = queue_enqueue(q, &it, 1, err, sizeof err) == 0;
+            if (!queued)
+                log_error("api: execution %lld recorded but not enqueued: %s", (long long)id, err);
+        }
         store_task_clear(&t);
     }
     return json_reply(202, json_pack("{s:I, s:s}", "execution_id", (json_int_t)id, "status",
