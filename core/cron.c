@@ -21,6 +21,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -588,4 +589,135 @@ int64_t cron_next(const cron_expr *e, const tz_zone *zone, int64_t after)
         u = sp.end;
         tz_span_at(zone, u, &sp);
     }
+}
+
+/* ---- the fire heap ------------------------------------------------------- */
+
+void cron_heap_init(cron_heap *h)
+{
+    memset(h, 0, sizeof *h);
+}
+
+void cron_heap_free(cron_heap *h)
+{
+    free(h->entries);
+    free(h->slot);
+    cron_heap_init(h);
+}
+
+static bool heap_less(const cron_heap_entry *a, const cron_heap_entry *b)
+{
+    return a->due < b->due || (a->due == b->due && a->id < b->id);
+}
+
+static void heap_place(cron_heap *h, size_t i, cron_heap_entry e)
+{
+    h->entries[i] = e;
+    h->slot[e.id] = (uint32_t)i + 1;
+}
+
+static void heap_up(cron_heap *h, size_t i)
+{
+    cron_heap_entry e = h->entries[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!heap_less(&e, &h->entries[parent]))
+            break;
+        heap_place(h, i, h->entries[parent]);
+        i = parent;
+    }
+    heap_place(h, i, e);
+}
+
+static void heap_down(cron_heap *h, size_t i)
+{
+    cron_heap_entry e = h->entries[i];
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= h->n)
+            break;
+        if (child + 1 < h->n && heap_less(&h->entries[child + 1], &h->entries[child]))
+            child++;
+        if (!heap_less(&h->entries[child], &e))
+            break;
+        heap_place(h, i, h->entries[child]);
+        i = child;
+    }
+    heap_place(h, i, e);
+}
+
+static void heap_reserve(cron_heap *h, uint32_t id)
+{
+    if (id >= h->ids) {
+        size_t ids = h->ids ? h->ids : 64;
+        while (ids <= id)
+            ids *= 2;
+        h->slot = xrealloc(h->slot, ids * sizeof *h->slot);
+        memset(h->slot + h->ids, 0, (ids - h->ids) * sizeof *h->slot);
+        h->ids = ids;
+    }
+    if (h->n == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 64;
+        h->entries = xrealloc(h->entries, h->cap * sizeof *h->entries);
+    }
+}
+
+void cron_heap_set(cron_heap *h, uint32_t id, int64_t due)
+{
+    heap_reserve(h, id);
+    cron_heap_entry e = {due, id};
+    if (h->slot[id]) {
+        size_t i = h->slot[id] - 1;
+        bool earlier = heap_less(&e, &h->entries[i]);
+        h->entries[i] = e;
+        if (earlier)
+            heap_up(h, i);
+        else
+            heap_down(h, i);
+        return;
+    }
+    h->entries[h->n] = e;
+    heap_up(h, h->n++);
+}
+
+bool cron_heap_remove(cron_heap *h, uint32_t id)
+{
+    if (id >= h->ids || !h->slot[id])
+        return false;
+    size_t i = h->slot[id] - 1;
+    h->slot[id] = 0;
+    cron_heap_entry last = h->entries[--h->n];
+    if (i == h->n)
+        return true;
+    bool earlier = heap_less(&last, &h->entries[i]);
+    h->entries[i] = last;
+    if (earlier)
+        heap_up(h, i);
+    else
+        heap_down(h, i);
+    return true;
+}
+
+bool cron_heap_peek(const cron_heap *h, cron_heap_entry *top)
+{
+    if (!h->n)
+        return false;
+    *top = h->entries[0];
+    return true;
+}
+
+bool cron_heap_pop(cron_heap *h, cron_heap_entry *top)
+{
+    if (!cron_heap_peek(h, top))
+        return false;
+    cron_heap_remove(h, top->id);
+    return true;
+}
+
+bool cron_heap_get(const cron_heap *h, uint32_t id, int64_t *due)
+{
+    if (id >= h->ids || !h->slot[id])
+        return false;
+    *due = h->entries[h->slot[id] - 1].due;
+    return true;
 }

@@ -5,3 +5,4 @@ pgr_add_unit_test(test_cron_parse ${CMAKE_CURRENT_LIST_DIR}/cron/test_cron_parse
 pgr_add_unit_test(test_cron_next ${CMAKE_CURRENT_LIST_DIR}/cron/test_cron_next.c)
 pgr_add_unit_test(test_cron_diff ${CMAKE_CURRENT_LIST_DIR}/cron/test_cron_diff.c)
 pgr_add_unit_test(test_cron_cli ${CMAKE_CURRENT_LIST_DIR}/cron/test_cron_cli.c)
+pgr_add_unit_test(test_cron_heap ${CMAKE_CURRENT_LIST_DIR}/cron/test_cron_heap.c)
