@@ -556,11 +556,30 @@ static int64_t next_local(const cron_expr *e, int64_t local)
 #define CRON_MIN_UTC (-62135596800LL)
 #define CRON_MAX_UTC 253402300799LL
 
+/* next_local with a memory of its last answer: when a rare expression's
+ * next match lies many spans (DST periods) ahead, every span asks for the
+ * first match at or after its own start, and the answer is the same; this
+ * gives it without searching the calendar again. */
+typedef struct local_search {
+    const cron_expr *e;
+    int64_t from, found; /* found = next_local(e, from); no match in [from, found) */
+} local_search;
+
+static int64_t search_from(local_search *s, int64_t from)
+{
+    if (from < s->from || from > s->found) {
+        s->from = from;
+        s->found = next_local(s->e, from);
+    }
+    return s->found;
+}
+
 int64_t cron_next(const cron_expr *e, const tz_zone *zone, int64_t after)
 {
     if ((e->flags & CRON_F_NEVER) || after < CRON_MIN_UTC || after >= CRON_MAX_UTC)
         return -1;
     bool fixed = e->flags & CRON_F_FIXED;
+    local_search ls = {e, INT64_MAX, INT64_MIN};
     int64_t u = after + 1;
     /* The calendar repeats every 400 years and zones past their table follow
      * a yearly rule: no fire in 401 years means none ever (a wildcard job
@@ -572,14 +591,14 @@ int64_t cron_next(const cron_expr *e, const tz_zone *zone, int64_t after)
         /* A fixed-time job whose time fell into the gap that opens this
          * span fires when the gap ends. */
         if (fixed && u == sp.start && sp.offset > sp.prev_offset &&
-            next_local(e, sp.start + sp.prev_offset) < sp.start + sp.offset)
+            search_from(&ls, sp.start + sp.prev_offset) < sp.start + sp.offset)
             return sp.start;
-        int64_t local = next_local(e, u + sp.offset);
+        int64_t local = search_from(&ls, u + sp.offset);
         /* A fixed-time job fires only in the first occurrence of wall-clock
          * times that the previous span already showed (fall back). */
         if (fixed && sp.offset < sp.prev_offset && sp.start != INT64_MIN &&
             local < sp.start + sp.prev_offset)
-            local = next_local(e, sp.start + sp.prev_offset);
+            local = search_from(&ls, sp.start + sp.prev_offset);
         if (local == INT64_MAX)
             return -1;
         if (sp.end == INT64_MAX || local < sp.end + sp.offset)
