@@ -6,6 +6,7 @@ pgr_add_unit_test(test_cron_next ${CMAKE_CURRENT_LIST_DIR}/cron/test_cron_next.c
 pgr_add_unit_test(test_cron_diff ${CMAKE_CURRENT_LIST_DIR}/cron/test_cron_diff.c)
 pgr_add_unit_test(test_cron_cli ${CMAKE_CURRENT_LIST_DIR}/cron/test_cron_cli.c)
 pgr_add_unit_test(test_cron_heap ${CMAKE_CURRENT_LIST_DIR}/cron/test_cron_heap.c)
+pgr_add_unit_test(test_tz_formats ${CMAKE_CURRENT_LIST_DIR}/cron/test_tz_formats.c)
 
 # libFuzzer target for the parser and cron_next (-DPGREVIEWER_FUZZ=ON, clang):
 # ctest runs it for CRON_FUZZ_SECONDS on the seeds of tests/cron/corpus.
