@@ -418,6 +418,41 @@ static void test_diff_offsets(void **state)
     print_message("# %d offsets compared\n", n);
 }
 
+/* Every zone of zone1970.tab against libc, 1850-2200. */
+static void test_diff_offsets_all_zones(void **state)
+{
+    FILE *f = fopen("/usr/share/zoneinfo/zone1970.tab", "r");
+    assert_non_null(f);
+    char line[512], err[512];
+    int zones_seen = 0, n = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *cols[4] = {0};
+        int k = 0;
+        if (line[0] == '#')
+            continue;
+        for (char *tok = strtok(line, "\t\n"); tok && k < 4; tok = strtok(NULL, "\t\n"))
+            cols[k++] = tok;
+        if (k < 3)
+            continue;
+        const tz_zone *z = tz_load(cols[2], err, sizeof err);
+        if (!z)
+            fail_msg("%s", err);
+        set_tz(cols[2]);
+        for (int i = 0; i < 300; i++) {
+            int64_t t = -3786825600LL + (int64_t)(rnd() % 11045217600ULL); /* 1850-2200 */
+            int64_t want = wall_at(t) - t;
+            if (tz_offset_at(z, t) != want)
+                fail_msg("%s at %lld: offset %d, libc %lld", cols[2], (long long)t,
+                         tz_offset_at(z, t), (long long)want);
+            n++;
+        }
+        zones_seen++;
+    }
+    fclose(f);
+    assert_true(zones_seen > 300);
+    print_message("# %d zones, %d offsets compared\n", zones_seen, n);
+}
+
 /* Local -> UTC against libc: every instant's wall clock maps back to it. */
 static void test_diff_local_to_utc(void **state)
 {
@@ -448,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_diff_five_fields),
         cmocka_unit_test(test_diff_six_fields),
         cmocka_unit_test(test_diff_offsets),
+        cmocka_unit_test(test_diff_offsets_all_zones),
         cmocka_unit_test(test_diff_local_to_utc),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
