@@ -108,6 +108,29 @@ static size_t off(const parser *ps, const char *p)
     return (size_t)(p - ps->text);
 }
 
+/* The name a mistyped one was probably meant to be ("MONDAY", "june" ->
+ * MON, JUN), or NULL. */
+static const char *closest_name(const char *p, size_t n, const char *const *names)
+{
+    char up[16];
+    if (n >= sizeof up)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        up[i] = (char)toupper((unsigned char)p[i]);
+    up[n] = '\0';
+    for (int i = 0; names[i]; i++) {
+        if (n > 3 && strncmp(up, names[i], 3) == 0)
+            return names[i];
+        /* one wrong letter; closest_word would allow two, too loose for 3 */
+        int wrong = 0;
+        for (size_t k = 0; n == 3 && k < 3; k++)
+            wrong += up[k] != names[i][k];
+        if (n == 3 && wrong == 1)
+            return names[i];
+    }
+    return NULL;
+}
+
 /* Read a number or a name at p (stopping at end). On success stores the
  * value and where it stopped. A day-of-week name may be followed directly by
  * 'L' ("FRIL"), which is left unread. */
@@ -140,9 +163,14 @@ static int parse_value(parser *ps, const char *p, const char *end, int *val, con
             }
         }
     }
-    if (f->names)
-        return fail_at(ps, off(ps, p), n, "%.*s is not a %s name: expected %s", (int)n, p,
-                       ps->field == F_MON ? "month" : "weekday", f->valid);
+    if (f->names) {
+        char hint[32] = "";
+        const char *near = closest_name(p, n, f->names);
+        if (near)
+            snprintf(hint, sizeof hint, " (did you mean %s?)", near);
+        return fail_at(ps, off(ps, p), n, "%.*s is not a %s name%s: expected %s", (int)n, p,
+                       ps->field == F_MON ? "month" : "weekday", hint, f->valid);
+    }
     return fail_at(ps, off(ps, p), n, "%.*s is not a number: expected %s", (int)n, p, f->valid);
 }
 
@@ -389,9 +417,19 @@ static const char *expand_macro(parser *ps, const char *p)
             return macros[i].text;
         }
     }
+    static const char *const names[] = {"@yearly", "@annually", "@monthly", "@weekly",
+                                        "@daily",  "@midnight", "@hourly",  NULL};
+    char word[32], hint[32] = "";
+    size_t n = (size_t)(q - p) < sizeof word - 1 ? (size_t)(q - p) : sizeof word - 1;
+    for (size_t i = 0; i < n; i++)
+        word[i] = (char)tolower((unsigned char)p[i]);
+    word[n] = '\0';
+    const char *near = closest_word(word, names);
+    if (near)
+        snprintf(hint, sizeof hint, " (did you mean %s?)", near);
     fail_at(ps, off(ps, p), (size_t)(q - p),
-            "unknown macro %.*s: expected @yearly, @annually, @monthly, @weekly, @daily, "
-            "@midnight or @hourly", (int)(q - p), p);
+            "unknown macro %.*s%s: expected @yearly, @annually, @monthly, @weekly, @daily, "
+            "@midnight or @hourly", (int)(q - p), p, hint);
     return NULL;
 }
 

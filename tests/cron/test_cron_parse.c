@@ -194,8 +194,8 @@ static void test_error_messages(void **state)
         {"0 0 * FOO *", "invalid month field: FOO is not a month name: expected 1-12 or JAN-DEC\n"
                         "  0 0 * FOO *\n"
                         "        ^^^"},
-        {"0 0 * * MONDAY", "invalid day-of-week field: MONDAY is not a weekday name: expected "
-                           "0-7 or SUN-SAT\n"
+        {"0 0 * * MONDAY", "invalid day-of-week field: MONDAY is not a weekday name (did you "
+                           "mean MON?): expected 0-7 or SUN-SAT\n"
                            "  0 0 * * MONDAY\n"
                            "          ^^^^^^"},
         {"x * * * *", "invalid minute field: x is not a number: expected 0-59\n"
@@ -245,6 +245,19 @@ static void test_error_messages(void **state)
                     "@annually, @monthly, @weekly, @daily, @midnight or @hourly\n"
                     "  @reboot\n"
                     "  ^^^^^^^"},
+        {"@dialy", "invalid cron expression: unknown macro @dialy (did you mean @daily?): "
+                   "expected @yearly, @annually, @monthly, @weekly, @daily, @midnight or "
+                   "@hourly\n"
+                   "  @dialy\n"
+                   "  ^^^^^^"},
+        {"0 0 1 june *", "invalid month field: june is not a month name (did you mean JUN?): "
+                         "expected 1-12 or JAN-DEC\n"
+                         "  0 0 1 june *\n"
+                         "        ^^^^"},
+        {"0 0 1 * Sun,Fry", "invalid day-of-week field: Fry is not a weekday name (did you "
+                            "mean FRI?): expected 0-7 or SUN-SAT\n"
+                            "  0 0 1 * Sun,Fry\n"
+                            "              ^^^"},
         {"@daily 5", "invalid cron expression: @daily takes no fields after it\n"
                      "  @daily 5\n"
                      "         ^"},
