@@ -300,7 +300,7 @@ static int parse_item(parser *ps, const char *p, const char *end)
                                "range %.*s is backwards (the start must not exceed the end)",
                                (int)(q - p), p);
         } else if (q < end && *q == '/') {
-            hi = max;
+            hi = max < lo ? lo : max; /* "7/2" in day-of-week: Sunday */
         }
     }
     if (q < end && *q == '/' && parse_step(ps, q + 1, end, &step, &q) < 0)

@@ -87,6 +87,7 @@ static void test_ranges_steps_lists(void **state)
     assert_int_equal(parse_ok("0 0 1 */4 *").month, BITS(1, 5, 9));
     assert_int_equal(parse_ok("0 0 * * */2").dow, BITS(0, 2, 4, 6));
     assert_int_equal(parse_ok("0 0 * * 1/2").dow, BITS(1, 3, 5));
+    assert_int_equal(parse_ok("0 0 * * 7/2").dow, BITS(0));
     assert_int_equal(parse_ok("0 0 * * MON-FRI/2").dow, BITS(1, 3, 5));
     assert_int_equal(parse_ok("007 * * * *").min, BITS(7));
 }
