@@ -231,6 +231,20 @@ int main(int argc, char **argv)
             cron_heap_set(&heap, top.id, next);
     }
     double cycle_ns = (double)(now_ns() - a) / (double)cycles;
+
+    /* a burst: every task due at the same second (the heap and cron part of
+     * "100,000 tasks due at once enqueued within 2 s") */
+    for (size_t i = 0; i < ntasks; i++)
+        cron_heap_set(&heap, (uint32_t)i, t0 + 3600);
+    a = now_ns();
+    for (size_t i = 0; i < ntasks; i++) {
+        cron_heap_entry top;
+        cron_heap_pop(&heap, &top);
+        int64_t next = cron_next(&tasks[top.id].expr, tasks[top.id].zone, top.due);
+        if (next >= 0)
+            cron_heap_set(&heap, top.id, next);
+    }
+    double burst_ms = (double)(now_ns() - a) / 1e6;
     double libc_ns = libc_reference_ns(zones, nz, t0);
 
     printf("bench/scheduler: %zu tasks, %zu zones (zone1970.tab), seed %llu\n", ntasks, nz,
@@ -253,6 +267,9 @@ int main(int argc, char **argv)
            thr / 1e6);
     printf("heap cycle       %.0f ns per fire (pop + cron_next + push), %.2f M fires/s\n",
            cycle_ns, 1e3 / cycle_ns);
+    printf("burst            %zu tasks due at the same second: popped, next fire computed and "
+           "pushed back in %.1f ms (the enqueue itself is the scheduler's)\n",
+           ntasks, burst_ms);
     printf("reference (libc) %.0f ns per conversion switching TZ per task (setenv + tzset + "
            "localtime_r), vs one cron_next above\n",
            libc_ns);
