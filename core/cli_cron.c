@@ -89,6 +89,12 @@ static int parse_iso(const char *s, const tz_zone *zone, int64_t *utc)
             return -1;
         if (*p == ':' && (p++, (sec = digits(&p, 2)) < 0 || sec > 59))
             return -1;
+        if (*p == '.' || *p == ',') { /* a fraction: "after 01:59:00.5" is after 01:59:00 */
+            if (!isdigit((unsigned char)*++p))
+                return -1;
+            while (isdigit((unsigned char)*p))
+                p++;
+        }
     } else if (*p) {
         return -1;
     }

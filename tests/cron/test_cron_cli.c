@@ -109,6 +109,11 @@ static void test_next_local_from(void **state)
                          "--from", "2026-03-08T02:30:00", NULL),
                      0);
     assert_string_equal(out_buf, "2026-03-08T03:00:00-04:00\n");
+    /* a fraction of a second: strictly after it */
+    assert_int_equal(run("next", "* * * * * *", "--count", "2", "--from",
+                         "2026-01-01T00:00:00.250Z", NULL),
+                     0);
+    assert_string_equal(out_buf, "2026-01-01T00:00:01+00:00\n2026-01-01T00:00:02+00:00\n");
     /* a date alone is local midnight */
     assert_int_equal(run("next", "0 12 * * *", "--tz", "UTC", "--count", "1", "--from",
                          "2026-05-05", NULL),
