@@ -648,6 +648,170 @@ int64_t cron_next(const cron_expr *e, const tz_zone *zone, int64_t after)
     }
 }
 
+/* ---- describing ---------------------------------------------------------- */
+
+static const char *const month_words[] = {"", "January", "February", "March", "April",
+                                          "May", "June", "July", "August", "September",
+                                          "October", "November", "December"};
+static const char *const day_words[] = {"Sunday", "Monday", "Tuesday", "Wednesday",
+                                        "Thursday", "Friday", "Saturday"};
+
+static void append_value(strbuf *sb, int v, const char *const *words)
+{
+    if (words)
+        sb_append(sb, words[v]);
+    else
+        sb_printf(sb, "%d", v);
+}
+
+/* The set bits of a mask in lo..hi as "1,5,9-17"; runs of 3+ as ranges. */
+static void append_list(strbuf *sb, uint64_t bits, int lo, int hi, const char *const *words)
+{
+    bool first = true;
+    for (int v = lo; v <= hi; v++) {
+        if (!(bits >> v & 1))
+            continue;
+        int w = v;
+        while (w < hi && (bits >> (w + 1) & 1))
+            w++;
+        if (!first)
+            sb_append(sb, words ? ", " : ",");
+        first = false;
+        append_value(sb, v, words);
+        if (w > v) {
+            sb_append(sb, w > v + 1 ? "-" : words ? ", " : ",");
+            append_value(sb, w, words);
+        }
+        v = w;
+    }
+}
+
+static int single_value(uint64_t bits)
+{
+    return bits && !(bits & (bits - 1)) ? __builtin_ctzll(bits) : -1;
+}
+
+/* "at 02:30", "every minute of hour 2", "at minute 0,30 of every hour"... */
+static void describe_time(const cron_expr *e, strbuf *sb)
+{
+    const uint64_t all60 = (1ULL << 60) - 1;
+    int s = single_value(e->sec), m = single_value(e->min), h = single_value(e->hour);
+    if (s >= 0 && m >= 0 && h >= 0) {
+        sb_printf(sb, "at %02d:%02d", h, m);
+        if (s)
+            sb_printf(sb, ":%02d", s);
+        return;
+    }
+    bool every_hour = e->hour == (1u << 24) - 1;
+    if (every_hour && e->min == all60 && (e->sec == all60 || s == 0)) {
+        sb_append(sb, s == 0 ? "every minute" : "every second");
+        return;
+    }
+    bool first = true;
+    if (e->sec == all60) {
+        sb_append(sb, "every second");
+        first = false;
+    } else if (s != 0) {
+        sb_append(sb, "at second ");
+        append_list(sb, e->sec, 0, 59, NULL);
+        first = false;
+    }
+    sb_append(sb, first ? "" : " of ");
+    if (e->min == all60) {
+        sb_append(sb, "every minute");
+    } else {
+        sb_append(sb, first ? "at minute " : "minute ");
+        append_list(sb, e->min, 0, 59, NULL);
+    }
+    if (every_hour && e->min == all60)
+        return; /* "of every minute" says it */
+    if (every_hour) {
+        sb_append(sb, " of every hour");
+    } else {
+        sb_append(sb, " of hour ");
+        append_list(sb, e->hour, 0, 23, NULL);
+    }
+}
+
+static void append_item(strbuf *sb, bool *first, const char *text)
+{
+    sb_append(sb, *first ? "" : ", ");
+    sb_append(sb, text);
+    *first = false;
+}
+
+/* The day-of-month field's matches: "day 1,15 of the month", "the last day
+ * of the month", ... Returns false when it matches every day. */
+static bool describe_dom(const cron_expr *e, strbuf *sb)
+{
+    bool first = true;
+    if (e->dom == 0xfffffffeu && (e->flags & CRON_F_DOM_STAR))
+        return false;
+    if (e->dom) {
+        append_item(sb, &first, "day ");
+        append_list(sb, e->dom, 1, 31, NULL);
+    }
+    if (e->flags & CRON_F_DOM_LAST)
+        append_item(sb, &first, "the last day");
+    if (e->flags & CRON_F_DOM_LASTW)
+        append_item(sb, &first, "the last weekday");
+    if (e->dom_w) {
+        append_item(sb, &first, "the weekday nearest day ");
+        append_list(sb, e->dom_w, 1, 31, NULL);
+    }
+    sb_append(sb, " of the month");
+    return true;
+}
+
+/* The day-of-week field's matches; false when it matches every day. */
+static bool describe_dow(const cron_expr *e, strbuf *sb)
+{
+    static const char *const nth[] = {"1st", "2nd", "3rd", "4th", "5th", "last"};
+    bool first = true, monthly = false;
+    if (e->dow == 0x7f && (e->flags & CRON_F_DOW_STAR))
+        return false;
+    if (e->dow) {
+        first = false;
+        append_list(sb, e->dow, 0, 6, day_words);
+    }
+    for (int w = 0; w < 7; w++)
+        for (int n = 0; n < 6; n++)
+            if (e->dow_nth >> (6 * w + n) & 1) {
+                append_item(sb, &first, "the ");
+                sb_printf(sb, "%s %s", nth[n], day_words[w]);
+                monthly = true;
+            }
+    if (monthly)
+        sb_append(sb, " of the month");
+    return true;
+}
+
+size_t cron_describe(const cron_expr *e, char *buf, size_t len)
+{
+    strbuf sb = {0}, dom = {0}, dow = {0};
+    describe_time(e, &sb);
+    bool has_dom = describe_dom(e, &dom), has_dow = describe_dow(e, &dow);
+    bool both = (e->flags & (CRON_F_DOM_STAR | CRON_F_DOW_STAR)) != 0;
+    if (has_dom && has_dow)
+        sb_printf(&sb, " on %s %s %s", dom.buf, both ? "if it is a" : "or on", dow.buf);
+    else if (has_dom || has_dow)
+        sb_printf(&sb, " on %s", has_dom ? dom.buf : dow.buf);
+    else if (single_value(e->sec) >= 0 && single_value(e->min) >= 0 &&
+             single_value(e->hour) >= 0)
+        sb_append(&sb, " every day");
+    if (e->month != 0x1ffe) {
+        sb_append(&sb, ", in ");
+        append_list(&sb, e->month, 1, 12, month_words);
+    }
+    size_t n = sb.len;
+    if (len)
+        snprintf(buf, len, "%s", sb.buf);
+    sb_free(&sb);
+    sb_free(&dom);
+    sb_free(&dow);
+    return n;
+}
+
 /* ---- the fire heap ------------------------------------------------------- */
 
 void cron_heap_init(cron_heap *h)

@@ -66,6 +66,13 @@ bool cron_never_fires(const cron_expr *expr);
 /* True when neither the minute nor the hour field contains '*'. */
 bool cron_is_fixed_time(const cron_expr *expr);
 
+/* An English description of the expression for people ("at 02:30 on
+ * Monday-Friday", "at minute 0,15,30,45 of every hour", "at 00:00 on the
+ * last Friday of the month, in March"), written into buf like snprintf
+ * (always NUL-terminated when len > 0, truncated if too small). Returns the
+ * length of the whole description. Cannot fail. */
+size_t cron_describe(const cron_expr *expr, char *buf, size_t len);
+
 /* ---- the fire heap --------------------------------------------------------
  * A min-heap of (due instant, task id) for the scheduler: the earliest due
  * task at the top, and an index from id to heap slot so that a task's entry

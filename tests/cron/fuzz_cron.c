@@ -4,7 +4,7 @@
  * Input: byte 0 picks a zone, bytes 1-8 the "after" instant (clamped to
  * years 1900-2300), the rest is the expression. Checks, beyond memory
  * safety: a rejected expression gets a three-line message with a caret; an
- * accepted one's next fire is -1 or strictly after "after", and asking
+ * accepted one has a description, its next fire is -1 or strictly after "after", and asking
  * again from just before that fire gives the same fire.
  */
 #include <stdint.h>
@@ -37,6 +37,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!strstr(err, "\n  ") || !strchr(err, '^'))
             abort();
     } else {
+        char text_out[512];
+        if (cron_describe(&e, text_out, sizeof text_out) == 0)
+            abort();
         int64_t t = cron_next(&e, z, after);
         if (t != -1 && t <= after)
             abort();
