@@ -4,8 +4,8 @@
  * Input: byte 0 picks a zone, bytes 1-8 the "after" instant (clamped to
  * years 1900-2300), the rest is the expression. Checks, beyond memory
  * safety: a rejected expression gets a three-line message with a caret; an
- * accepted one has a description, its next fire is -1 or strictly after "after", and asking
- * again from just before that fire gives the same fire.
+ * accepted one has a description, its next fire is -1 or strictly after
+ * "after", and asking again from just before that fire gives the same fire.
  */
 #include <stdint.h>
 #include <stdlib.h>
