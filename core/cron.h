@@ -109,7 +109,8 @@ bool cron_heap_pop(cron_heap *h, cron_heap_entry *top);
 /* Whether id is in the heap, and its due instant then. */
 bool cron_heap_get(const cron_heap *h, uint32_t id, int64_t *due);
 
-/* "pgreviewer cron SUB-COMMAND ...": argv[0] is the sub-command ("next").
+/* "pgreviewer cron SUB-COMMAND ...": argv[0] is the sub-command ("next" or
+ * "describe").
  * Prints to stdout/stderr; returns the exit code (0 ok, 1 bad expression,
  * zone or never-firing expression, 2 usage). Main thread only (it uses
  * stdio). */

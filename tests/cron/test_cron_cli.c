@@ -160,8 +160,23 @@ static void test_usage_errors(void **state)
     assert_int_equal(run("next", "@daily", "--from", "2026-02-30T00:00:00Z", NULL), 2);
     assert_int_equal(run("next", "@daily", "--from", "2026-01-01T00:00:00+25:00", NULL), 2);
     assert_int_equal(run("prev", NULL), 2);
-    assert_non_null(strstr(err_buf, "unknown sub-command \"prev\": expected next"));
+    assert_non_null(strstr(err_buf, "unknown sub-command \"prev\": expected next or describe"));
     assert_string_equal(out_buf, "");
+}
+
+static void test_describe(void **state)
+{
+    assert_int_equal(run("describe", "0 9 * * MON-FRI", NULL), 0);
+    assert_string_equal(out_buf, "at 09:00 on Monday-Friday\n");
+    assert_int_equal(run("describe", "0 0 30 2 *", NULL), 0);
+    assert_string_equal(out_buf,
+                        "at 00:00 on day 30 of the month, in February (never: no date matches)\n");
+    assert_int_equal(run("describe", "0 0 31 13 *", NULL), 1);
+    assert_string_equal(err_buf, "invalid month field: 13 is out of range 1-12\n"
+                                 "  0 0 31 13 *\n"
+                                 "         ^^\n");
+    assert_int_equal(run("describe", NULL), 2);
+    assert_int_equal(run("describe", "0", "9", NULL), 2);
 }
 
 static void test_default_from_is_now(void **state)
@@ -186,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_next_never),
         cmocka_unit_test(test_next_bad_expression_and_zone),
         cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_describe),
         cmocka_unit_test(test_default_from_is_now),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
