@@ -154,7 +154,8 @@ static int parse_value(parser *ps, const char *p, const char *end, int *val, con
     size_t n = (size_t)(q - p);
     if (n == 0)
         return fail_at(ps, off(ps, p), 1, "unexpected '%c': expected %s", *p, f->valid);
-    if (f->names && (n == 3 || (n == 4 && ps->field == F_DOW && toupper((unsigned char)p[3]) == 'L'))) {
+    bool name_then_l = n == 4 && ps->field == F_DOW && toupper((unsigned char)p[3]) == 'L';
+    if (f->names && (n == 3 || name_then_l)) {
         for (int i = 0; f->names[i]; i++) {
             if (strncasecmp(p, f->names[i], 3) == 0) {
                 *val = f->lo + i;
@@ -331,14 +332,24 @@ static void store_field(parser *ps, const char *p, const char *end)
 {
     cron_expr *e = ps->e;
     bool star = *p == '*';
-    bool has_star = memchr(p, '*', (size_t)(end - p)) != NULL;
+    /* fixed-time: neither the minute nor the hour field contains '*' */
+    if ((ps->field == F_MIN || ps->field == F_HOUR) && memchr(p, '*', (size_t)(end - p)))
+        e->flags &= (uint8_t)~CRON_F_FIXED;
     switch (ps->field) {
     case F_SEC: e->sec = ps->bits; break;
-    case F_MIN: e->min = ps->bits; if (has_star) e->flags &= (uint8_t)~CRON_F_FIXED; break;
-    case F_HOUR: e->hour = (uint32_t)ps->bits; if (has_star) e->flags &= (uint8_t)~CRON_F_FIXED; break;
-    case F_DOM: e->dom = (uint32_t)ps->bits; if (star) e->flags |= CRON_F_DOM_STAR; break;
+    case F_MIN: e->min = ps->bits; break;
+    case F_HOUR: e->hour = (uint32_t)ps->bits; break;
+    case F_DOM:
+        e->dom = (uint32_t)ps->bits;
+        if (star)
+            e->flags |= CRON_F_DOM_STAR;
+        break;
     case F_MON: e->month = (uint16_t)ps->bits; break;
-    default: e->dow = (uint8_t)ps->bits; if (star) e->flags |= CRON_F_DOW_STAR; break;
+    default:
+        e->dow = (uint8_t)ps->bits;
+        if (star)
+            e->flags |= CRON_F_DOW_STAR;
+        break;
     }
 }
 

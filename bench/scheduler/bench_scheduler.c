@@ -259,7 +259,8 @@ int main(int argc, char **argv)
            (double)task_bytes / (double)ntasks, sizeof(cron_expr),
            (double)(task_bytes + zone_bytes) / (double)ntasks);
     printf("next fire        median %lld ns, p90 %lld ns, p99 %lld ns, p99.9 %lld ns (%zu single "
-           "calls from random instants, clock overhead %lld ns removed); target median <= 1000 ns\n",
+           "calls from random instants, clock overhead %lld ns removed); "
+           "target median <= 1000 ns\n",
            (long long)ns[ncalls / 2], (long long)ns[ncalls * 9 / 10],
            (long long)ns[ncalls * 99 / 100], (long long)ns[ncalls * 999 / 1000], ncalls,
            (long long)over);
