@@ -1235,7 +1235,8 @@ int store_exec_cancel(store *s, int64_t id, const char *reason, char *err, size_
                       "  outcome = 'cancelled', error = $2 FROM e WHERE x.execution_id = e.id "
                       "  AND x.attempt = e.attempt AND x.finished_at IS NULL) "
                       "SELECT (SELECT count(*) FROM e), "
-                      "  EXISTS (SELECT 1 FROM task_executions WHERE id = $1)",
+                      "  EXISTS (SELECT 1 FROM task_executions WHERE id = $1), "
+                      "  (SELECT count(pg_notify('" STORE_CHANNEL_CANCEL "', id::text)) FROM e)",
                       2, pv, err, errlen);
     if (!r)
         return -1;
@@ -1245,6 +1246,42 @@ int store_exec_cancel(store *s, int64_t id, const char *reason, char *err, size_
     if (!cancelled && !exists)
         return set_err(err, errlen, "execution %lld not found", (long long)id);
     return cancelled ? 1 : 0;
+}
+
+int store_exec_redrive(store *s, int64_t id, int64_t *new_id, char *err, size_t errlen)
+{
+    char a[24];
+    i64s(a, sizeof a, id);
+    const char *pv[] = {a};
+    PGresult *r = run(s, "re-driving an execution",
+                      "WITH n AS (INSERT INTO task_executions (scheduled_task_id, task_name, "
+                      "  task_type, connection_id, status, trigger, priority, max_attempts, "
+                      "  parameters, retry_of) SELECT scheduled_task_id, task_name, task_type, "
+                      "  connection_id, 'pending', 'retry', priority, max_attempts, parameters, "
+                      "  id FROM task_executions WHERE id = $1 AND status IN " TERMINAL " "
+                      "  RETURNING id, pg_notify('" STORE_CHANNEL_EXECUTIONS "', id::text)) "
+                      "SELECT (SELECT id FROM n), "
+                      "  (SELECT status FROM task_executions WHERE id = $1)",
+                      1, pv, err, errlen);
+    if (!r)
+        return -1;
+    int64_t made = gi64(r, 0, 0);
+    char *was = gstr(r, 0, 1);
+    PQclear(r);
+    int rc = 0;
+    if (!was) {
+        set_err(err, errlen, "execution %lld not found", (long long)id);
+        rc = 1;
+    } else if (!made) {
+        rc = set_err(err, errlen,
+                     "execution %lld is %s; only a finished execution (completed, failed, "
+                     "cancelled, skipped) can be run again",
+                     (long long)id, was);
+    } else if (new_id) {
+        *new_id = made;
+    }
+    free(was);
+    return rc;
 }
 
 int store_task_active(store *s, int64_t task_id, int64_t **ids, size_t *n, char *err,
@@ -1320,7 +1357,7 @@ int store_recover(store *s, const char *worker_host, bool include_scheduled,
         "e.scheduled_for") ", " MS("e.not_before") ", " MS("e.created_at") ", " MS(          \
         "e.queued_at") ", " MS("e.scheduled_at") ", " MS("e.started_at") ", " MS(            \
         "e.completed_at") ", " MS("e.cancelled_at") ", " MS("e.recovered_at") ", " MS(       \
-        "e.updated_at") ", r.id IS NOT NULL"
+        "e.updated_at") ", r.id IS NOT NULL, e.retry_of"
 
 static void exec_from_row(const PGresult *r, int i, store_execution *e)
 {
@@ -1347,6 +1384,7 @@ static void exec_from_row(const PGresult *r, int i, store_execution *e)
     for (int k = 0; k < 10; k++)
         *ts[k] = gi64(r, i, 15 + k);
     e->has_result = gbool(r, i, 25);
+    e->retry_of = gi64(r, i, 26);
 }
 
 void store_execution_clear(store_execution *e)

@@ -263,6 +263,13 @@ int store_exec_finish(store *s, const store_finish *item, char *err, size_t errl
  * Returns 1 when cancelled now, 0 when already finished, or -1. */
 int store_exec_cancel(store *s, int64_t id, const char *reason, char *err, size_t errlen);
 
+/* Run a finished execution again (`queue dead retry`): a new execution of
+ * the same task with the same params and priority, trigger 'retry',
+ * retry_of = id, status pending, attempts from zero; the original stays as
+ * it was. *new_id (may be NULL) gets its id. Returns 0, 1 when there is no
+ * execution `id`, or -1 (it is not finished yet, or SQL). */
+int store_exec_redrive(store *s, int64_t id, int64_t *new_id, char *err, size_t errlen);
+
 /* Executions of a task not yet finished (pending, queued, scheduled,
  * running): their ids, oldest first, into *ids (caller frees). For the
  * overlap policy. Returns 0 or -1. */
@@ -313,6 +320,7 @@ typedef struct store_execution {
     int64_t created_at_ms, queued_at_ms, scheduled_at_ms, started_at_ms, completed_at_ms,
         cancelled_at_ms, recovered_at_ms, updated_at_ms;
     bool has_result;         /* a row in analysis_results */
+    int64_t retry_of;        /* trigger 'retry': the execution it re-runs; else 0 */
     store_attempt *attempts; /* store_exec_get only */
     size_t n_attempts;
 } store_execution;
@@ -348,6 +356,9 @@ int store_plugin_state_set(store *s, const char *task_name, const char *plugin, 
  *   STORE_CHANNEL_EXECUTIONS  payload: the id of a new manual execution */
 #define STORE_CHANNEL_TASKS "pgreviewer_tasks"
 #define STORE_CHANNEL_EXECUTIONS "pgreviewer_executions"
+/* payload: the id of an execution just cancelled (store_exec_cancel), so
+ * the supervisor running it can stop it */
+#define STORE_CHANNEL_CANCEL "pgreviewer_cancel"
 
 /* LISTEN on `channel` (kept across reconnects; at most 8). Returns 0 or -1. */
 int store_listen(store *s, const char *channel, char *err, size_t errlen);

@@ -334,6 +334,21 @@ static void test_mark_scheduled_and_cancel(void **state)
     store_finish f = {.execution_id = id2, .status = STORE_COMPLETED, .result_json = "{}"};
     assert_int_equal(store_exec_finish(s, &f, err, sizeof err), STORE_FINISH_ALREADY);
     assert_int_equal(tu_ll(s, "SELECT count(*) FROM analysis_results"), 0);
+    /* run a finished execution again */
+    int64_t again;
+    assert_int_equal(store_exec_redrive(s, id2, &again, err, sizeof err), 0);
+    assert_int_equal(store_exec_get(s, again, &e, err, sizeof err), 0);
+    assert_int_equal(e.status, STORE_PENDING);
+    assert_string_equal(e.trigger, "retry");
+    assert_true(e.retry_of == id2);
+    assert_int_equal(e.attempt, 0);
+    store_execution_clear(&e);
+    assert_int_equal(store_exec_redrive(s, id, &again, err, sizeof err), -1);
+    assert_string_equal(err, "execution 1 is scheduled; only a finished execution (completed, "
+                             "failed, cancelled, skipped) can be run again");
+    assert_int_equal(store_exec_redrive(s, 5555, &again, err, sizeof err), 1);
+    assert_string_equal(err, "execution 5555 not found");
+    assert_int_equal(store_exec_cancel(s, again, "not needed", err, sizeof err), 1);
     /* active executions of a task, for the overlap policy */
     int64_t *ids;
     size_t n;
@@ -1143,6 +1158,9 @@ static void test_notify_and_reconnect(void **state)
     char ids[24];
     snprintf(ids, sizeof ids, "%lld", (long long)id);
     expect_notification(l, STORE_CHANNEL_EXECUTIONS, ids);
+    assert_int_equal(store_listen(l, STORE_CHANNEL_CANCEL, err, sizeof err), 0);
+    assert_int_equal(store_exec_cancel(s, id, "replaced", err, sizeof err), 1);
+    expect_notification(l, STORE_CHANNEL_CANCEL, ids);
     /* a sync that changes nothing is silent; one that changes something is not */
     assert_int_equal(store_sync_tasks(s, &cfg, NULL, err, sizeof err), 0);
     cfg.tasks[0].priority = 1;
