@@ -642,8 +642,9 @@ static char *dump(json_t *j)
 static const char sync_tasks_sql[] =
     "WITH input AS (SELECT j.value AS v, md5(j.value::text) AS h "
     "               FROM jsonb_array_elements($1::jsonb) j), "
-    "conflicts AS (SELECT count(*) AS n FROM scheduled_tasks t JOIN input i "
-    "              ON t.name = i.v->>'name' WHERE t.owner = 'api'), "
+    "names AS (SELECT v->>'name' AS name FROM input), "
+    "conflicts AS (SELECT count(*) AS n FROM scheduled_tasks t "
+    "              WHERE t.owner = 'api' AND t.name IN (SELECT name FROM names)), "
     "up AS (INSERT INTO scheduled_tasks AS t (name, task_type, connection_id, cron_schedule, "
     "  timezone, description, task_params, priority, timeout_ms, retry_policy, concurrency, "
     "  misfire_policy, misfire_grace_ms, misfire_max_runs, jitter_ms, owner, config_hash, paused) "
@@ -668,7 +669,7 @@ static const char sync_tasks_sql[] =
     " RETURNING (xmax = 0) AS inserted), "
     "gone AS (UPDATE scheduled_tasks t SET removed_at = now(), updated_at = now() "
     " WHERE t.owner = 'config' AND t.removed_at IS NULL "
-    "   AND NOT EXISTS (SELECT 1 FROM input i WHERE i.v->>'name' = t.name) RETURNING 1) "
+    "   AND t.name NOT IN (SELECT name FROM names) RETURNING 1) "
     "SELECT (SELECT count(*) FROM input), (SELECT count(*) FROM up WHERE inserted), "
     "  (SELECT count(*) FROM up WHERE NOT inserted), (SELECT count(*) FROM gone), "
     "  (SELECT n FROM conflicts)";
@@ -689,7 +690,7 @@ static const char sync_connections_sql[] =
     "        EXCLUDED.credentials, EXCLUDED.sslmode, EXCLUDED.options)) RETURNING 1) "
     "UPDATE connections c SET removed_at = now(), updated_at = now() "
     " WHERE c.owner = 'config' AND c.removed_at IS NULL "
-    "   AND NOT EXISTS (SELECT 1 FROM input i WHERE i.v->>'id' = c.id)";
+    "   AND c.id NOT IN (SELECT v->>'id' FROM input)";
 
 int store_sync_tasks(store *s, const pgr_config *cfg, store_sync_stats *stats, char *err,
                      size_t errlen)
