@@ -551,10 +551,14 @@ const char *store_task_not_found(store *s, const char *name, char *err, size_t e
     int n = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : 0;
     const char **names = xcalloc((size_t)n + 1, sizeof *names);
     strbuf sb = {0};
+    /* Name at most 10, so that the message (and its hint) stays readable. */
     for (int i = 0; i < n; i++) {
         names[i] = PQgetvalue(r, i, 0);
-        sb_printf(&sb, "%s%s", i ? ", " : "", names[i]);
+        if (i < 10)
+            sb_printf(&sb, "%s%s", i ? ", " : "", names[i]);
     }
+    if (n > 10)
+        sb_printf(&sb, " and %d more: see pgreviewer task list", n - 10);
     const char *near = closest_word(name, names);
     if (n == 0)
         set_err(err, errlen, "task \"%s\" not found (no tasks are defined)", name);
