@@ -73,8 +73,10 @@ static int parse_opts(int argc, char **argv, task_opts *o, const char *usage)
 /* "2026-11-22T09:12:00Z" (UTC), or "-" for 0. Returns buf (>= 24 bytes). */
 static const char *fmt_time(int64_t ms, char *buf, size_t len)
 {
-    if (!ms)
-        return snprintf(buf, len, "-"), buf;
+    if (!ms) {
+        snprintf(buf, len, "-");
+        return buf;
+    }
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
