@@ -212,8 +212,9 @@ void store_start_info_clear(store_start_info *info);
 /* pending|queued|scheduled|running -> running for each item, in one
  * transaction: attempt+1, started_at, worker, a new execution_attempts row
  * (worker host and pid); an attempt left open (a lost worker's) is closed
- * with outcome 'lost'. info[i] (caller's array of n) gets each outcome.
- * Returns 0 or -1 (then nothing changed). */
+ * with outcome 'lost'. info[i] (caller's array of n) gets each outcome;
+ * clear each with store_start_info_clear. An id must not appear twice in
+ * one batch. Returns 0 or -1 (then nothing changed). */
 int store_exec_start(store *s, const store_start *items, size_t n, store_start_info *info,
                      char *err, size_t errlen);
 
@@ -251,7 +252,8 @@ typedef enum store_finish_rc {
  * and completed_at (or not_before for a retry) set. An execution already
  * in a terminal state is left alone (rc[i] = STORE_FINISH_ALREADY): this is
  * the exactly-once effect for redelivered items. rc (may be NULL) is the
- * caller's array of n. Returns 0, or -1 (nothing applied: a bad JSON text
+ * caller's array of n. An id given twice in one batch is finished once,
+ * with its first item (both report OK). Returns 0, or -1 (nothing applied: a bad JSON text
  * names the execution id). */
 int store_finish_batch(store *s, const store_finish *items, size_t n, store_finish_rc *rc,
                        char *err, size_t errlen);
