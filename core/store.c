@@ -400,14 +400,16 @@ store *store_open_config(const pgr_config *cfg, char *err, size_t errlen)
 
 /* ---- tasks ------------------------------------------------------------------ */
 
-#define TASK_COLS                                                                              \
-    "t.id, t.name, t.task_type, t.connection_id, t.cron_schedule, t.timezone, t.description, " \
-    "t.task_params::text, t.retry_policy::text, t.priority, t.timeout_ms, t.concurrency, "     \
-    "t.misfire_policy, t.misfire_grace_ms, t.misfire_max_runs, t.jitter_ms, t.owner, "         \
-    "t.paused, t.is_active, " MS("t.removed_at") ", " MS("t.created_at") ", " MS(              \
-        "t.updated_at") ", " MS("t.last_run_at") ", " MS("t.next_run_at") ", "                 \
-                                                                          "(SELECT " MS(       \
-                                                                              "max(e.scheduled_for)") " FROM task_executions e WHERE e.scheduled_task_id = t.id)"
+/* The columns task_from_row() reads, in its order. */
+#define TASK_COLS                                                                   \
+    "t.id, t.name, t.task_type, t.connection_id, t.cron_schedule, t.timezone, "     \
+    "t.description, t.task_params::text, t.retry_policy::text, t.priority, "        \
+    "t.timeout_ms, t.concurrency, t.misfire_policy, t.misfire_grace_ms, "           \
+    "t.misfire_max_runs, t.jitter_ms, t.owner, t.paused, t.is_active, "             \
+    MS("t.removed_at") ", " MS("t.created_at") ", " MS("t.updated_at") ", "         \
+    MS("t.last_run_at") ", " MS("t.next_run_at") ", "                               \
+    "(SELECT " MS("max(e.scheduled_for)") " FROM task_executions e "                \
+    " WHERE e.scheduled_task_id = t.id)"
 
 static cfg_jitter jitter_parse(const char *s)
 {
@@ -1355,14 +1357,16 @@ int store_recover(store *s, const char *worker_host, bool include_scheduled,
 
 /* ---- reading executions ------------------------------------------------------------- */
 
-#define EXEC_COLS                                                                            \
-    "e.id, e.scheduled_task_id, e.task_name, e.task_type, e.connection_id, e.status, "       \
-    "e.trigger, e.priority, e.attempt, e.max_attempts, e.worker, e.parameters::text, "       \
-    "coalesce(r.result, e.result)::text, e.error_message, e.skipped_reason, " MS(            \
-        "e.scheduled_for") ", " MS("e.not_before") ", " MS("e.created_at") ", " MS(          \
-        "e.queued_at") ", " MS("e.scheduled_at") ", " MS("e.started_at") ", " MS(            \
-        "e.completed_at") ", " MS("e.cancelled_at") ", " MS("e.recovered_at") ", " MS(       \
-        "e.updated_at") ", r.id IS NOT NULL, e.retry_of"
+/* The columns exec_from_row() reads, in its order (e: task_executions,
+ * r: its analysis_results row, if any). */
+#define EXEC_COLS                                                                   \
+    "e.id, e.scheduled_task_id, e.task_name, e.task_type, e.connection_id, "        \
+    "e.status, e.trigger, e.priority, e.attempt, e.max_attempts, e.worker, "        \
+    "e.parameters::text, coalesce(r.result, e.result)::text, e.error_message, "     \
+    "e.skipped_reason, " MS("e.scheduled_for") ", " MS("e.not_before") ", "         \
+    MS("e.created_at") ", " MS("e.queued_at") ", " MS("e.scheduled_at") ", "        \
+    MS("e.started_at") ", " MS("e.completed_at") ", " MS("e.cancelled_at") ", "     \
+    MS("e.recovered_at") ", " MS("e.updated_at") ", r.id IS NOT NULL, e.retry_of"
 
 static void exec_from_row(const PGresult *r, int i, store_execution *e)
 {
