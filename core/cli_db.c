@@ -50,7 +50,10 @@ static int db_status(store *s)
         return 1;
     }
     int latest = store_latest_version();
-    if (v >= latest)
+    if (v > latest)
+        printf("schema version %d: newer than this pgreviewer knows (%d); upgrade pgreviewer\n",
+               v, latest);
+    else if (v == latest)
         printf("schema version %d: up to date\n", v);
     else
         printf("schema version %d: %d migration(s) to apply (run: pgreviewer db migrate)\n", v,

@@ -73,8 +73,10 @@ static int parse_opts(int argc, char **argv, task_opts *o, const char *usage)
 /* "2026-11-22T09:12:00Z" (UTC), or "-" for 0. Returns buf (>= 24 bytes). */
 static const char *fmt_time(int64_t ms, char *buf, size_t len)
 {
-    if (!ms)
-        return snprintf(buf, len, "-"), buf;
+    if (!ms) {
+        snprintf(buf, len, "-");
+        return buf;
+    }
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
@@ -320,6 +322,7 @@ json_t *store_execution_json(const store_execution *e)
     json_object_set_new(j, "connection", json_str_or_null(e->connection_id));
     json_object_set_new(j, "status", json_string(store_status_name(e->status)));
     json_object_set_new(j, "trigger", json_string(e->trigger));
+    json_object_set_new(j, "retry_of", e->retry_of ? json_integer(e->retry_of) : json_null());
     json_object_set_new(j, "priority", json_integer(e->priority));
     json_object_set_new(j, "attempt", json_integer(e->attempt));
     json_object_set_new(j, "max_attempts", json_integer(e->max_attempts));
@@ -557,7 +560,12 @@ static void print_execution(const store_execution *e)
     show_line("task:", buf);
     show_line("connection:", e->connection_id);
     show_line("status:", store_status_name(e->status));
-    show_line("trigger:", e->trigger);
+    if (e->retry_of)
+        snprintf(buf, sizeof buf, "%s (re-runs execution %lld)", e->trigger,
+                 (long long)e->retry_of);
+    else
+        snprintf(buf, sizeof buf, "%s", e->trigger);
+    show_line("trigger:", buf);
     snprintf(buf, sizeof buf, "%d of %d", e->attempt, e->max_attempts);
     show_line("attempt:", buf);
     show_line("worker:", e->worker);

@@ -400,14 +400,16 @@ store *store_open_config(const pgr_config *cfg, char *err, size_t errlen)
 
 /* ---- tasks ------------------------------------------------------------------ */
 
-#define TASK_COLS                                                                              \
-    "t.id, t.name, t.task_type, t.connection_id, t.cron_schedule, t.timezone, t.description, " \
-    "t.task_params::text, t.retry_policy::text, t.priority, t.timeout_ms, t.concurrency, "     \
-    "t.misfire_policy, t.misfire_grace_ms, t.misfire_max_runs, t.jitter_ms, t.owner, "         \
-    "t.paused, t.is_active, " MS("t.removed_at") ", " MS("t.created_at") ", " MS(              \
-        "t.updated_at") ", " MS("t.last_run_at") ", " MS("t.next_run_at") ", "                 \
-                                                                          "(SELECT " MS(       \
-                                                                              "max(e.scheduled_for)") " FROM task_executions e WHERE e.scheduled_task_id = t.id)"
+/* The columns task_from_row() reads, in its order. */
+#define TASK_COLS                                                                   \
+    "t.id, t.name, t.task_type, t.connection_id, t.cron_schedule, t.timezone, "     \
+    "t.description, t.task_params::text, t.retry_policy::text, t.priority, "        \
+    "t.timeout_ms, t.concurrency, t.misfire_policy, t.misfire_grace_ms, "           \
+    "t.misfire_max_runs, t.jitter_ms, t.owner, t.paused, t.is_active, "             \
+    MS("t.removed_at") ", " MS("t.created_at") ", " MS("t.updated_at") ", "         \
+    MS("t.last_run_at") ", " MS("t.next_run_at") ", "                               \
+    "(SELECT " MS("max(e.scheduled_for)") " FROM task_executions e "                \
+    " WHERE e.scheduled_task_id = t.id)"
 
 static cfg_jitter jitter_parse(const char *s)
 {
@@ -551,10 +553,14 @@ const char *store_task_not_found(store *s, const char *name, char *err, size_t e
     int n = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : 0;
     const char **names = xcalloc((size_t)n + 1, sizeof *names);
     strbuf sb = {0};
+    /* Name at most 10, so that the message (and its hint) stays readable. */
     for (int i = 0; i < n; i++) {
         names[i] = PQgetvalue(r, i, 0);
-        sb_printf(&sb, "%s%s", i ? ", " : "", names[i]);
+        if (i < 10)
+            sb_printf(&sb, "%s%s", i ? ", " : "", names[i]);
     }
+    if (n > 10)
+        sb_printf(&sb, " and %d more: see pgreviewer task list", n - 10);
     const char *near = closest_word(name, names);
     if (n == 0)
         set_err(err, errlen, "task \"%s\" not found (no tasks are defined)", name);
@@ -642,8 +648,9 @@ static char *dump(json_t *j)
 static const char sync_tasks_sql[] =
     "WITH input AS (SELECT j.value AS v, md5(j.value::text) AS h "
     "               FROM jsonb_array_elements($1::jsonb) j), "
-    "conflicts AS (SELECT count(*) AS n FROM scheduled_tasks t JOIN input i "
-    "              ON t.name = i.v->>'name' WHERE t.owner = 'api'), "
+    "names AS (SELECT v->>'name' AS name FROM input), "
+    "conflicts AS (SELECT count(*) AS n FROM scheduled_tasks t "
+    "              WHERE t.owner = 'api' AND t.name IN (SELECT name FROM names)), "
     "up AS (INSERT INTO scheduled_tasks AS t (name, task_type, connection_id, cron_schedule, "
     "  timezone, description, task_params, priority, timeout_ms, retry_policy, concurrency, "
     "  misfire_policy, misfire_grace_ms, misfire_max_runs, jitter_ms, owner, config_hash, paused) "
@@ -668,7 +675,7 @@ static const char sync_tasks_sql[] =
     " RETURNING (xmax = 0) AS inserted), "
     "gone AS (UPDATE scheduled_tasks t SET removed_at = now(), updated_at = now() "
     " WHERE t.owner = 'config' AND t.removed_at IS NULL "
-    "   AND NOT EXISTS (SELECT 1 FROM input i WHERE i.v->>'name' = t.name) RETURNING 1) "
+    "   AND t.name NOT IN (SELECT name FROM names) RETURNING 1) "
     "SELECT (SELECT count(*) FROM input), (SELECT count(*) FROM up WHERE inserted), "
     "  (SELECT count(*) FROM up WHERE NOT inserted), (SELECT count(*) FROM gone), "
     "  (SELECT n FROM conflicts)";
@@ -689,7 +696,7 @@ static const char sync_connections_sql[] =
     "        EXCLUDED.credentials, EXCLUDED.sslmode, EXCLUDED.options)) RETURNING 1) "
     "UPDATE connections c SET removed_at = now(), updated_at = now() "
     " WHERE c.owner = 'config' AND c.removed_at IS NULL "
-    "   AND NOT EXISTS (SELECT 1 FROM input i WHERE i.v->>'id' = c.id)";
+    "   AND c.id NOT IN (SELECT v->>'id' FROM input)";
 
 int store_sync_tasks(store *s, const pgr_config *cfg, store_sync_stats *stats, char *err,
                      size_t errlen)
@@ -1235,7 +1242,8 @@ int store_exec_cancel(store *s, int64_t id, const char *reason, char *err, size_
                       "  outcome = 'cancelled', error = $2 FROM e WHERE x.execution_id = e.id "
                       "  AND x.attempt = e.attempt AND x.finished_at IS NULL) "
                       "SELECT (SELECT count(*) FROM e), "
-                      "  EXISTS (SELECT 1 FROM task_executions WHERE id = $1)",
+                      "  EXISTS (SELECT 1 FROM task_executions WHERE id = $1), "
+                      "  (SELECT count(pg_notify('" STORE_CHANNEL_CANCEL "', id::text)) FROM e)",
                       2, pv, err, errlen);
     if (!r)
         return -1;
@@ -1245,6 +1253,42 @@ int store_exec_cancel(store *s, int64_t id, const char *reason, char *err, size_
     if (!cancelled && !exists)
         return set_err(err, errlen, "execution %lld not found", (long long)id);
     return cancelled ? 1 : 0;
+}
+
+int store_exec_redrive(store *s, int64_t id, int64_t *new_id, char *err, size_t errlen)
+{
+    char a[24];
+    i64s(a, sizeof a, id);
+    const char *pv[] = {a};
+    PGresult *r = run(s, "re-driving an execution",
+                      "WITH n AS (INSERT INTO task_executions (scheduled_task_id, task_name, "
+                      "  task_type, connection_id, status, trigger, priority, max_attempts, "
+                      "  parameters, retry_of) SELECT scheduled_task_id, task_name, task_type, "
+                      "  connection_id, 'pending', 'retry', priority, max_attempts, parameters, "
+                      "  id FROM task_executions WHERE id = $1 AND status IN " TERMINAL " "
+                      "  RETURNING id, pg_notify('" STORE_CHANNEL_EXECUTIONS "', id::text)) "
+                      "SELECT (SELECT id FROM n), "
+                      "  (SELECT status FROM task_executions WHERE id = $1)",
+                      1, pv, err, errlen);
+    if (!r)
+        return -1;
+    int64_t made = gi64(r, 0, 0);
+    char *was = gstr(r, 0, 1);
+    PQclear(r);
+    int rc = 0;
+    if (!was) {
+        set_err(err, errlen, "execution %lld not found", (long long)id);
+        rc = 1;
+    } else if (!made) {
+        rc = set_err(err, errlen,
+                     "execution %lld is %s; only a finished execution (completed, failed, "
+                     "cancelled, skipped) can be run again",
+                     (long long)id, was);
+    } else if (new_id) {
+        *new_id = made;
+    }
+    free(was);
+    return rc;
 }
 
 int store_task_active(store *s, int64_t task_id, int64_t **ids, size_t *n, char *err,
@@ -1313,14 +1357,16 @@ int store_recover(store *s, const char *worker_host, bool include_scheduled,
 
 /* ---- reading executions ------------------------------------------------------------- */
 
-#define EXEC_COLS                                                                            \
-    "e.id, e.scheduled_task_id, e.task_name, e.task_type, e.connection_id, e.status, "       \
-    "e.trigger, e.priority, e.attempt, e.max_attempts, e.worker, e.parameters::text, "       \
-    "coalesce(r.result, e.result)::text, e.error_message, e.skipped_reason, " MS(            \
-        "e.scheduled_for") ", " MS("e.not_before") ", " MS("e.created_at") ", " MS(          \
-        "e.queued_at") ", " MS("e.scheduled_at") ", " MS("e.started_at") ", " MS(            \
-        "e.completed_at") ", " MS("e.cancelled_at") ", " MS("e.recovered_at") ", " MS(       \
-        "e.updated_at") ", r.id IS NOT NULL"
+/* The columns exec_from_row() reads, in its order (e: task_executions,
+ * r: its analysis_results row, if any). */
+#define EXEC_COLS                                                                   \
+    "e.id, e.scheduled_task_id, e.task_name, e.task_type, e.connection_id, "        \
+    "e.status, e.trigger, e.priority, e.attempt, e.max_attempts, e.worker, "        \
+    "e.parameters::text, coalesce(r.result, e.result)::text, e.error_message, "     \
+    "e.skipped_reason, " MS("e.scheduled_for") ", " MS("e.not_before") ", "         \
+    MS("e.created_at") ", " MS("e.queued_at") ", " MS("e.scheduled_at") ", "        \
+    MS("e.started_at") ", " MS("e.completed_at") ", " MS("e.cancelled_at") ", "     \
+    MS("e.recovered_at") ", " MS("e.updated_at") ", r.id IS NOT NULL, e.retry_of"
 
 static void exec_from_row(const PGresult *r, int i, store_execution *e)
 {
@@ -1347,6 +1393,7 @@ static void exec_from_row(const PGresult *r, int i, store_execution *e)
     for (int k = 0; k < 10; k++)
         *ts[k] = gi64(r, i, 15 + k);
     e->has_result = gbool(r, i, 25);
+    e->retry_of = gi64(r, i, 26);
 }
 
 void store_execution_clear(store_execution *e)

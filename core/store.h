@@ -213,8 +213,9 @@ void store_start_info_clear(store_start_info *info);
 /* pending|queued|scheduled|running -> running for each item, in one
  * transaction: attempt+1, started_at, worker, a new execution_attempts row
  * (worker host and pid); an attempt left open (a lost worker's) is closed
- * with outcome 'lost'. info[i] (caller's array of n) gets each outcome.
- * Returns 0 or -1 (then nothing changed). */
+ * with outcome 'lost'. info[i] (caller's array of n) gets each outcome;
+ * clear each with store_start_info_clear. An id must not appear twice in
+ * one batch. Returns 0 or -1 (then nothing changed). */
 int store_exec_start(store *s, const store_start *items, size_t n, store_start_info *info,
                      char *err, size_t errlen);
 
@@ -252,7 +253,8 @@ typedef enum store_finish_rc {
  * and completed_at (or not_before for a retry) set. An execution already
  * in a terminal state is left alone (rc[i] = STORE_FINISH_ALREADY): this is
  * the exactly-once effect for redelivered items. rc (may be NULL) is the
- * caller's array of n. Returns 0, or -1 (nothing applied: a bad JSON text
+ * caller's array of n. An id given twice in one batch is finished once,
+ * with its first item (both report OK). Returns 0, or -1 (nothing applied: a bad JSON text
  * names the execution id). */
 int store_finish_batch(store *s, const store_finish *items, size_t n, store_finish_rc *rc,
                        char *err, size_t errlen);
@@ -263,6 +265,13 @@ int store_exec_finish(store *s, const store_finish *item, char *err, size_t errl
  * cancelled_at, error = reason; an open attempt is closed 'cancelled').
  * Returns 1 when cancelled now, 0 when already finished, or -1. */
 int store_exec_cancel(store *s, int64_t id, const char *reason, char *err, size_t errlen);
+
+/* Run a finished execution again (`queue dead retry`): a new execution of
+ * the same task with the same params and priority, trigger 'retry',
+ * retry_of = id, status pending, attempts from zero; the original stays as
+ * it was. *new_id (may be NULL) gets its id. Returns 0, 1 when there is no
+ * execution `id`, or -1 (it is not finished yet, or SQL). */
+int store_exec_redrive(store *s, int64_t id, int64_t *new_id, char *err, size_t errlen);
 
 /* Executions of a task not yet finished (pending, queued, scheduled,
  * running): their ids, oldest first, into *ids (caller frees). For the
@@ -314,6 +323,7 @@ typedef struct store_execution {
     int64_t created_at_ms, queued_at_ms, scheduled_at_ms, started_at_ms, completed_at_ms,
         cancelled_at_ms, recovered_at_ms, updated_at_ms;
     bool has_result;         /* a row in analysis_results */
+    int64_t retry_of;        /* trigger 'retry': the execution it re-runs; else 0 */
     store_attempt *attempts; /* store_exec_get only */
     size_t n_attempts;
 } store_execution;
@@ -349,6 +359,9 @@ int store_plugin_state_set(store *s, const char *task_name, const char *plugin, 
  *   STORE_CHANNEL_EXECUTIONS  payload: the id of a new manual execution */
 #define STORE_CHANNEL_TASKS "pgreviewer_tasks"
 #define STORE_CHANNEL_EXECUTIONS "pgreviewer_executions"
+/* payload: the id of an execution just cancelled (store_exec_cancel), so
+ * the supervisor running it can stop it */
+#define STORE_CHANNEL_CANCEL "pgreviewer_cancel"
 
 /* LISTEN on `channel` (kept across reconnects; at most 8). Returns 0 or -1. */
 int store_listen(store *s, const char *channel, char *err, size_t errlen);

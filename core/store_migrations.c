@@ -78,6 +78,7 @@ static const char m1_schema[] =
     "  worker text,\n"
     "  not_before timestamptz,\n"
     "  recovered_count integer NOT NULL DEFAULT 0,\n"
+    "  retry_of bigint REFERENCES task_executions (id) ON DELETE SET NULL,\n"
     "  created_at timestamptz NOT NULL DEFAULT now(),\n"
     "  queued_at timestamptz,\n"
     "  scheduled_at timestamptz,\n"

@@ -334,6 +334,21 @@ static void test_mark_scheduled_and_cancel(void **state)
     store_finish f = {.execution_id = id2, .status = STORE_COMPLETED, .result_json = "{}"};
     assert_int_equal(store_exec_finish(s, &f, err, sizeof err), STORE_FINISH_ALREADY);
     assert_int_equal(tu_ll(s, "SELECT count(*) FROM analysis_results"), 0);
+    /* run a finished execution again */
+    int64_t again;
+    assert_int_equal(store_exec_redrive(s, id2, &again, err, sizeof err), 0);
+    assert_int_equal(store_exec_get(s, again, &e, err, sizeof err), 0);
+    assert_int_equal(e.status, STORE_PENDING);
+    assert_string_equal(e.trigger, "retry");
+    assert_true(e.retry_of == id2);
+    assert_int_equal(e.attempt, 0);
+    store_execution_clear(&e);
+    assert_int_equal(store_exec_redrive(s, id, &again, err, sizeof err), -1);
+    assert_string_equal(err, "execution 1 is scheduled; only a finished execution (completed, "
+                             "failed, cancelled, skipped) can be run again");
+    assert_int_equal(store_exec_redrive(s, 5555, &again, err, sizeof err), 1);
+    assert_string_equal(err, "execution 5555 not found");
+    assert_int_equal(store_exec_cancel(s, again, "not needed", err, sizeof err), 1);
     /* active executions of a task, for the overlap policy */
     int64_t *ids;
     size_t n;
@@ -993,6 +1008,49 @@ static void test_sync_tasks(void **state)
     tu_config_clear(&cfg);
 }
 
+/* 5,000 YAML tasks: one statement each way; prints the times (a per-row
+ * scan in the sync once made the unchanged re-sync quadratic: minutes). */
+static void test_sync_many_tasks(void **state)
+{
+    ERR;
+    enum { N = 5000 };
+    cfg_task *t = xcalloc(N, sizeof *t);
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "task-%05d", i);
+        tu_task(&t[i], name, "custom_sql", "*/5 * * * *", "{\"q\": \"select 1\"}");
+    }
+    pgr_config cfg;
+    tu_config(&cfg, tu_fresh_db(true), t, N);
+    free(t);
+    store *s = tu_open(cfg.store.url);
+    store_sync_stats st;
+    int64_t t0 = mono_us();
+    assert_int_equal(store_sync_tasks(s, &cfg, &st, err, sizeof err), 0);
+    int64_t t1 = mono_us();
+    assert_int_equal(st.inserted, N);
+    assert_int_equal(store_sync_tasks(s, &cfg, &st, err, sizeof err), 0);
+    int64_t t2 = mono_us();
+    assert_int_equal(st.unchanged, N);
+    store_task *list;
+    size_t n;
+    assert_int_equal(store_task_list(s, false, &list, &n, err, sizeof err), 0);
+    int64_t t3 = mono_us();
+    assert_int_equal(n, N);
+    assert_string_equal(list[N - 1].name, "task-04999");
+    store_tasks_free(list, n);
+    assert_int_equal(store_task_pause(s, "task-1234", err, sizeof err), 1);
+    assert_string_equal(err, "task \"task-1234\" not found (known: task-00000, task-00001, "
+                             "task-00002, task-00003, task-00004, task-00005, task-00006, "
+                             "task-00007, task-00008, task-00009 and 4990 more: see pgreviewer "
+                             "task list); did you mean \"task-01234\"?");
+    print_message("%d tasks: first sync %.0f ms, unchanged re-sync %.0f ms, list %.0f ms\n", N,
+                  (double)(t1 - t0) / 1000.0, (double)(t2 - t1) / 1000.0,
+                  (double)(t3 - t2) / 1000.0);
+    store_close(s);
+    tu_config_clear(&cfg);
+}
+
 static void test_pause_resume_trigger_remove(void **state)
 {
     ERR;
@@ -1143,6 +1201,9 @@ static void test_notify_and_reconnect(void **state)
     char ids[24];
     snprintf(ids, sizeof ids, "%lld", (long long)id);
     expect_notification(l, STORE_CHANNEL_EXECUTIONS, ids);
+    assert_int_equal(store_listen(l, STORE_CHANNEL_CANCEL, err, sizeof err), 0);
+    assert_int_equal(store_exec_cancel(s, id, "replaced", err, sizeof err), 1);
+    expect_notification(l, STORE_CHANNEL_CANCEL, ids);
     /* a sync that changes nothing is silent; one that changes something is not */
     assert_int_equal(store_sync_tasks(s, &cfg, NULL, err, sizeof err), 0);
     cfg.tasks[0].priority = 1;
@@ -1260,6 +1321,7 @@ int main(void)
         cmocka_unit_test(test_recover_after_kill9),
         cmocka_unit_test(test_batch_throughput_figure),
         cmocka_unit_test(test_sync_tasks),
+        cmocka_unit_test(test_sync_many_tasks),
         cmocka_unit_test(test_pause_resume_trigger_remove),
         cmocka_unit_test(test_plugin_state_and_history),
         cmocka_unit_test(test_notify_and_reconnect),
