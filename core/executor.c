@@ -200,14 +200,21 @@ static const char *host_params_json(pgr_task *t)
     return t->params_text;
 }
 
-static int host_set_result(pgr_task *t, const char *json)
+/* Parse `json` into *slot, replacing what was there. -1 (slot unchanged)
+ * when it is not valid JSON. */
+static int replace_json(json_t **slot, const char *json)
 {
     json_t *v = json ? json_loads(json, JSON_DECODE_ANY, NULL) : NULL;
     if (!v)
         return -1;
-    json_decref(t->result);
-    t->result = v;
+    json_decref(*slot);
+    *slot = v;
     return 0;
+}
+
+static int host_set_result(pgr_task *t, const char *json)
+{
+    return replace_json(&t->result, json);
 }
 
 static void host_set_message(pgr_task *t, const char *message)
@@ -319,12 +326,7 @@ static const char *host_state_get(pgr_task *t)
 
 static int host_state_set(pgr_task *t, const char *json)
 {
-    json_t *v = json ? json_loads(json, JSON_DECODE_ANY, NULL) : NULL;
-    if (!v)
-        return -1;
-    json_decref(t->new_state);
-    t->new_state = v;
-    return 0;
+    return replace_json(&t->new_state, json);
 }
 
 static const char *host_task_name(pgr_task *t)
