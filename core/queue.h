@@ -146,7 +146,7 @@ int queue_enqueue_at(queue *q, const queue_item *items, size_t n, int64_t due_ms
 
 /* Lease up to `max` items (highest priority first) for lease_ms. Waits up to
  * timeout_ms for work when none is ready (0: do not wait), without spinning:
- * Redis blocks on a notify list, memory on a condition variable; a delayed
+ * Redis blocks on a notify key (BZPOPMIN), memory on a condition variable; a delayed
  * item coming due or a lease expiring ends the wait. Promotes due items and
  * reclaims expired leases first. Returns the number of leases written to
  * out[0..n) (0 on timeout), or -1. The caller clears each lease. */

@@ -6,7 +6,8 @@
  *                       fetch, RPUSH to put an item back at the front
  *   {P}:delayed         zset: item -> due time (ms, wall clock)
  *   {P}:leased          zset: "token|item" -> lease expiry (ms, server clock)
- *   {P}:notify          list of at most one token: BLPOP'ed by idle fetchers
+ *   {P}:notify          zset of at most one member ("there may be work"):
+ *                       BZPOPMIN'ed by idle fetchers, ZADD'ed by producers
  *   {P}:seq             counter for lease tokens
  *   {P}:dead            hash: execution id -> "died_ms|errlen|error" item
  * An item is the text "P|A|R|ID|payload": priority digit, attempt, ready
@@ -18,7 +19,7 @@
  * groups items by priority into variadic LPUSHes; fetch, heartbeat, nack,
  * dead, release are Lua scripts (EVALSHA, with EVAL as the fallback on
  * NOSCRIPT) that take every key in KEYS so Redis Cluster accepts them. An
- * idle fetch pipelines "BLPOP notify" with the fetch script, so a wake-up
+ * idle fetch pipelines "BZPOPMIN notify" with the fetch script, so a wake-up
  * costs no extra round trip.
  *
  * Connection loss: the handle drops the context, and reconnects on the next
@@ -60,7 +61,7 @@ enum {
     "  local us = tonumber(t[1]) * 1000000 + tonumber(t[2])\n" \
     "  return math.floor(us / 1000), us\n" \
     "end\n" \
-    "local function wake() redis.call('LPUSH', NOTIFY, '1'); redis.call('LTRIM', NOTIFY, 0, 0) end\n" \
+    "local function wake() redis.call('ZADD', NOTIFY, 0, '1') end\n" \
     "local function unlease(m) return string.sub(m, string.find(m, '|', 1, true) + 1) end\n" \
     "local function bump(item, ready_us)\n" \
     "  local p, a, rest = string.match(item, '^(%d)|(%d+)|%d+|(.*)$')\n" \
@@ -323,9 +324,11 @@ static void conn_lost(rq *r, const char *why)
         r->next_try_ms = 0; /* first reconnect at once */
 }
 
+/* Raise the socket's read timeout to at least ms (a blocking fetch needs
+ * more than its block time); never lowered, to save the system calls. */
 static void set_sock_timeout(rq *r, int64_t ms)
 {
-    if (!r->ctx || r->sock_timeout_ms == ms)
+    if (!r->ctx || r->sock_timeout_ms >= ms)
         return;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     redisSetTimeout(r->ctx, tv);
@@ -591,18 +594,16 @@ static void arg_member(rq *r, const queue_lease *l)
 
 /* ---- operations -------------------------------------------------------- */
 
+/* "There may be work": a zset of one member, so any number of enqueues
+ * leaves one token, and one BZPOPMIN takes it. */
 static void append_wake(rq *r, int *ncmd)
 {
-    resp_hdr(&r->out, 3);
-    resp_str(&r->out, "LPUSH");
-    resp_key(r, &r->out, K_NOTIFY);
-    resp_str(&r->out, "1");
     resp_hdr(&r->out, 4);
-    resp_str(&r->out, "LTRIM");
+    resp_str(&r->out, "ZADD");
     resp_key(r, &r->out, K_NOTIFY);
     resp_str(&r->out, "0");
-    resp_str(&r->out, "0");
-    *ncmd += 2;
+    resp_str(&r->out, "1");
+    *ncmd += 1;
 }
 
 /* Append LPUSH (ready) or ZADD (delayed) commands for items[] of level p
@@ -681,8 +682,8 @@ static int take_fetch_reply(rq *r, redisReply *rep, queue_lease *out, int64_t *n
     return got;
 }
 
-/* One fetch; when block_ms > 0 it is preceded by "BLPOP notify" in the same
- * write, so the script runs as soon as the BLPOP returns. Returns leases
+/* One fetch; when block_ms > 0 it is preceded by "BZPOPMIN notify" in the
+ * same write, so the script runs as soon as the BZPOPMIN returns. Returns leases
  * taken or -1; *lost tells a lost connection from another failure. */
 static int fetch_once(rq *r, queue_lease *out, int max, int64_t lease_ms, int64_t block_ms,
                       int64_t *now, int64_t *next, char *err, size_t errlen)
@@ -702,7 +703,7 @@ static int fetch_once(rq *r, queue_lease *out, int max, int64_t lease_ms, int64_
     snprintf(secs, sizeof secs, "%.3f", (double)block_ms / 1000.0);
     r->out.len = 0;
     resp_hdr(&r->out, 3);
-    resp_str(&r->out, "BLPOP");
+    resp_str(&r->out, "BZPOPMIN");
     resp_key(r, &r->out, K_NOTIFY);
     resp_str(&r->out, secs);
     append_script(r, S_FETCH, 2, false);
