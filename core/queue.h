@@ -144,7 +144,8 @@ int queue_enqueue_at(queue *q, const queue_item *items, size_t n, int64_t due_ms
 
 /* ---- Consuming --------------------------------------------------------- */
 
-/* Lease up to `max` items (highest priority first) for lease_ms. Waits up to
+/* Lease up to `max` items (highest priority first; Redis takes at most 1000
+ * per call) for lease_ms. Waits up to
  * timeout_ms for work when none is ready (0: do not wait), without spinning:
  * Redis blocks on a notify key (BZPOPMIN), memory on a condition variable; a delayed
  * item coming due or a lease expiring ends the wait. Promotes due items and
