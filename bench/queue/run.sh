@@ -24,10 +24,8 @@ redis-cli -p "$port" flushall >/dev/null
 echo "== ceiling: redis-benchmark against the same server, $n requests each"
 ceiling() {
     local label=$1; shift
-    local rps
-    rps=$(redis-benchmark -p "$port" -n "$n" -q "$@" 2>/dev/null | tr '\r' '\n' |
-          sed -n 's/^\([A-Z]*\): \([0-9.]*\) requests per second.*/\2/p' | tail -1)
-    printf '%-34s %10.0f /s\n' "$label" "$rps"
+    redis-benchmark -p "$port" -n "$n" --csv "$@" 2>/dev/null | tail -1 | tr -d '"' |
+        awk -F, -v l="$label" '{ printf "%-34s %10.0f /s   p50 %.3f ms   p99 %.3f ms\n", l, $2, $5, $7 }'
 }
 ceiling "LPUSH, 1 client, no pipeline" -c 1 -P 1 -t lpush
 ceiling "LPUSH, 1 client, pipeline 16" -c 1 -P 16 -t lpush
