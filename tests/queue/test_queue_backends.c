@@ -169,7 +169,7 @@ static void test_bad_items_are_refused(void **state)
 static void test_delayed_item_waits_until_due(void **state)
 {
     qfx *f = *state;
-    int64_t due = wall_ms() + 200;
+    int64_t due = wall_ms() + 400;
     qt_enq_at(f->q, 11, 4, due);
     queue_lease l;
     assert_int_equal(qt_fetch(f->q, &l, 1, 30000, 0), 0);
@@ -238,7 +238,7 @@ static void test_expired_lease_is_reclaimed(void **state)
     qfx *f = *state;
     qt_enq(f->q, 21, 3, "x");
     queue_lease first;
-    assert_int_equal(qt_fetch(f->q, &first, 1, 100, 0), 1);
+    assert_int_equal(qt_fetch(f->q, &first, 1, 300, 0), 1);
     queue_lease none;
     assert_int_equal(qt_fetch(f->q, &none, 1, 30000, 0), 0); /* leased: not visible */
     refetch r = {f->q, {0}};
@@ -296,7 +296,7 @@ static bool heartbeat_until(void *arg)
     hb *h = arg;
     char err[512];
     bool held = false;
-    assert_int_equal(queue_heartbeat(h->q, h->l, 1, 150, &held, err, sizeof err), 1);
+    assert_int_equal(queue_heartbeat(h->q, h->l, 1, 300, &held, err, sizeof err), 1);
     assert_true(held);
     queue_lease other;
     assert_int_equal(qt_fetch(h->q, &other, 1, 30000, 0), 0); /* never reclaimed */
@@ -309,9 +309,9 @@ static void test_heartbeat_keeps_item_leased(void **state)
     qfx *f = *state;
     qt_enq(f->q, 31, 1, NULL);
     queue_lease l;
-    assert_int_equal(qt_fetch(f->q, &l, 1, 150, 0), 1);
-    hb h = {f->q, &l, mono_ms() + 700, 0};
-    assert_true(wait_until(heartbeat_until, &h, 5000)); /* 700 ms > 4 leases */
+    assert_int_equal(qt_fetch(f->q, &l, 1, 300, 0), 1);
+    hb h = {f->q, &l, mono_ms() + 1000, 0};
+    assert_true(wait_until(heartbeat_until, &h, 5000)); /* 1 s > 3 leases */
     assert_true(h.beats > 5);
     queue_stats st = qt_stats(f->q);
     assert_int_equal(st.leased, 1);
@@ -368,6 +368,52 @@ static void test_many_leases_acked_in_random_order(void **state)
     assert_int_equal(st.leased, 0);
     queue_leases_clear(l, N);
     free(items);
+}
+
+typedef struct reclaim_count {
+    queue *q;
+    int total;
+} reclaim_count;
+
+static bool reclaimed_all_expired(void *arg)
+{
+    reclaim_count *rc = arg;
+    char err[512];
+    int n = queue_requeue_expired(rc->q, err, sizeof err);
+    assert_true(n >= 0);
+    rc->total += n;
+    return rc->total >= 250;
+}
+
+static void test_reclaim_takes_only_expired_leases(void **state)
+{
+    qfx *f = *state;
+    enum { N = 500 };
+    queue_item items[N];
+    for (int i = 0; i < N; i++)
+        items[i] = (queue_item){i + 1, i % 10, 1, NULL};
+    char err[512];
+    assert_int_equal(queue_enqueue(f->q, items, N, err, sizeof err), 0);
+    static queue_lease l[N];
+    assert_int_equal(qt_fetch(f->q, l, N, 500, 0), N);
+    /* every other lease is extended for a long time; the rest expire */
+    static queue_lease keep[N / 2];
+    for (int i = 0; i < N / 2; i++)
+        keep[i] = l[2 * i];
+    assert_int_equal(queue_heartbeat(f->q, keep, N / 2, 60000, NULL, err, sizeof err), N / 2);
+    reclaim_count rc = {f->q, 0};
+    assert_true(wait_until(reclaimed_all_expired, &rc, 5000));
+    assert_int_equal(rc.total, N / 2);
+    queue_stats st = qt_stats(f->q);
+    assert_int_equal(st.leased, N / 2);
+    assert_int_equal(qt_ready_total(&st), N / 2);
+    /* the extended ones are still ours, the others are not */
+    static bool held[N];
+    assert_int_equal(queue_heartbeat(f->q, l, N, 60000, held, err, sizeof err), N / 2);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(held[i], i % 2 == 0);
+    assert_int_equal(qt_ack(f->q, l, N), N / 2);
+    queue_leases_clear(l, N);
 }
 
 /* ---- nack, dead letter, release -------------------------------------- */
@@ -584,6 +630,7 @@ static void test_stats_counts_every_state(void **state)
     cmocka_unit_test_setup_teardown(test_heartbeat_keeps_item_leased, S, teardown),      \
     cmocka_unit_test_setup_teardown(test_ack_removes, S, teardown),                      \
     cmocka_unit_test_setup_teardown(test_many_leases_acked_in_random_order, S, teardown), \
+    cmocka_unit_test_setup_teardown(test_reclaim_takes_only_expired_leases, S, teardown), \
     cmocka_unit_test_setup_teardown(test_nack_moves_to_delayed_with_next_attempt, S, teardown), \
     cmocka_unit_test_setup_teardown(test_dead_letter_after_last_attempt_then_retry_and_purge, S, teardown), \
     cmocka_unit_test_setup_teardown(test_release_returns_prefetched_items_to_the_front, S, teardown), \
