@@ -557,8 +557,9 @@ static bool next_field(char **p, char **field)
     return true;
 }
 
-/* Parse "T|P|A|R|ID|payload" into l; takes ownership of buf. The '|' of
- * the parsed fields are overwritten in a copy kept for the member text. */
+/* Parse the leased member "T|P|A|R|ID|payload" (len bytes) into l. The
+ * lease keeps a copy of the member text in l->buf (ack and the scripts need
+ * it verbatim); the payload points into that copy. Returns 0 or -1. */
 static int parse_member(const char *s, size_t len, queue_lease *l)
 {
     memset(l, 0, sizeof *l);
@@ -585,8 +586,7 @@ static int parse_member(const char *s, size_t len, queue_lease *l)
     return 0;
 }
 
-/* A member of the leased set is buf[0..buf_len) up to the payload's end:
- * the payload pointer points into it, so the text is intact. */
+/* The lease's member text as a script argument. */
 static void arg_member(rq *r, const queue_lease *l)
 {
     resp_arg(&r->args, l->buf ? l->buf : "", l->buf ? l->buf_len : 0);
@@ -683,8 +683,8 @@ static int take_fetch_reply(rq *r, redisReply *rep, queue_lease *out, int64_t *n
 }
 
 /* One fetch; when block_ms > 0 it is preceded by "BZPOPMIN notify" in the
- * same write, so the script runs as soon as the BZPOPMIN returns. Returns leases
- * taken or -1; *lost tells a lost connection from another failure. */
+ * same write, so the script runs as soon as the BZPOPMIN returns. Returns
+ * leases taken or -1; r->ctx == NULL afterwards tells a lost connection. */
 static int fetch_once(rq *r, queue_lease *out, int max, int64_t lease_ms, int64_t block_ms,
                       int64_t *now, int64_t *next, char *err, size_t errlen)
 {
