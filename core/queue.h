@@ -174,6 +174,16 @@ int queue_dead(queue *q, const queue_lease *leases, size_t n, const char *const 
  * the same attempt. For graceful shutdown. Returns how many were held, or -1. */
 int queue_release(queue *q, const queue_lease *leases, size_t n, char *err, size_t errlen);
 
+/* The steady state of a consumer in one round trip: ack n_acks leases, then
+ * fetch as queue_fetch() does (Redis: the ZREM and the fetch script go in
+ * one write). *acked (may be NULL) gets how many acks were held, or -1 when
+ * they failed. Returns the leases fetched (0 on timeout) or -1. After -1,
+ * or *acked == -1, ack them again (harmless). The caller still clears the
+ * acked leases. */
+int queue_ack_fetch(queue *q, const queue_lease *acks, size_t n_acks, int *acked,
+                    queue_lease *out, int max, int64_t lease_ms, int64_t timeout_ms,
+                    char *err, size_t errlen);
+
 void queue_lease_clear(queue_lease *l);
 void queue_leases_clear(queue_lease *l, size_t n);
 
@@ -231,6 +241,9 @@ typedef struct queue_ops {
     int (*dead_purge)(queue *, char *, size_t);
     bool (*connected)(const queue *);
     void (*close)(queue *);
+    /* optional: NULL means ack, then fetch */
+    int (*ack_fetch)(queue *, const queue_lease *, size_t, int *, queue_lease *, int, int64_t,
+                     int64_t, char *, size_t);
 } queue_ops;
 
 /* Every backend's handle starts with this. */

@@ -721,14 +721,21 @@ static int fetch_once(rq *r, queue_lease *out, int max, int64_t lease_ms, int64_
     return got;
 }
 
-static int rq_fetch(queue *q, queue_lease *out, int max, int64_t lease_ms, int64_t timeout_ms,
-                    char *err, size_t errlen)
+/* How long an idle fetch blocks: what is left of its timeout, cut short at
+ * the next delayed item's due time or lease expiry (server ms). */
+static int64_t wait_for_next(int64_t left, int64_t now, int64_t next)
 {
-    rq *r = (rq *)q;
-    if (max > FETCH_MAX)
-        max = FETCH_MAX;
-    int64_t deadline = mono_ms() + timeout_ms;
-    int64_t block = 0, now = 0, next = -1;
+    if (next > 0 && next - now < left)
+        return next - now > 0 ? next - now : 1;
+    return left;
+}
+
+/* Fetch until items come, a failure other than a lost connection, or the
+ * deadline (mono ms). `block` is the first wait (0: fetch at once), `now`
+ * and `next` what a previous fetch said about the next event. */
+static int fetch_wait(rq *r, queue_lease *out, int max, int64_t lease_ms, int64_t deadline,
+                      int64_t block, int64_t now, int64_t next, char *err, size_t errlen)
+{
     for (;;) {
         int64_t left = deadline - mono_ms();
         if (ensure_conn(r, left > 0 ? left : 0, err, errlen) < 0) {
@@ -742,12 +749,99 @@ static int rq_fetch(queue *q, queue_lease *out, int max, int64_t lease_ms, int64
         left = deadline - mono_ms();
         if (left <= 0)
             return got;
-        block = left;
-        if (got == 0 && next > 0 && next - now < block)
-            block = next - now > 0 ? next - now : 1;
+        block = wait_for_next(left, now, next);
         if (got < 0)
             block = 0; /* reconnected: fetch at once */
     }
+}
+
+static int rq_fetch(queue *q, queue_lease *out, int max, int64_t lease_ms, int64_t timeout_ms,
+                    char *err, size_t errlen)
+{
+    rq *r = (rq *)q;
+    if (max > FETCH_MAX)
+        max = FETCH_MAX;
+    return fetch_wait(r, out, max, lease_ms, mono_ms() + timeout_ms, 0, 0, -1, err, errlen);
+}
+
+/* Append ZREM commands for n leases (chunks of CHUNK); returns how many. */
+static int append_zrem(rq *r, const queue_lease *leases, size_t n)
+{
+    int ncmd = 0;
+    for (size_t i = 0; i < n; ncmd++) {
+        size_t chunk = n - i < CHUNK ? n - i : CHUNK;
+        resp_hdr(&r->out, 2 + chunk);
+        resp_str(&r->out, "ZREM");
+        resp_key(r, &r->out, K_LEASED);
+        for (size_t j = 0; j < chunk; j++, i++)
+            resp_arg(&r->out, leases[i].buf ? leases[i].buf : "", leases[i].buf_len);
+    }
+    return ncmd;
+}
+
+/* Sum the ZREM replies rep[0..n); frees them. Returns the sum or -1. */
+static int sum_zrem(rq *r, redisReply **rep, int n, char *err, size_t errlen)
+{
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        if (rep[i]->type == REDIS_REPLY_INTEGER && count >= 0)
+            count += (int)rep[i]->integer;
+        else if (count >= 0)
+            count = set_err(err, errlen, "queue %s: ack: %s", r->shown,
+                            is_error(rep[i]) ? rep[i]->str : "unexpected reply");
+        freeReplyObject(rep[i]);
+    }
+    return count;
+}
+
+/* Ack n leases and run the fetch script in the same write. */
+static int ack_then_fetch(rq *r, const queue_lease *acks, size_t n, int *acked, queue_lease *out,
+                          int max, int64_t lease_ms, int64_t *now, int64_t *next, char *err,
+                          size_t errlen)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (ensure_conn(r, 0, err, errlen) < 0)
+            return -1;
+        r->out.len = 0;
+        int nz = append_zrem(r, acks, n);
+        r->args.len = 0;
+        resp_i64(&r->args, max);
+        resp_i64(&r->args, lease_ms);
+        append_script(r, S_FETCH, 2, false);
+        redisReply **rep = xmalloc((size_t)(nz + 1) * sizeof *rep);
+        if (roundtrip(r, nz + 1, rep, err, errlen) < 0) {
+            free(rep);
+            continue;
+        }
+        *acked = sum_zrem(r, rep, nz, err, errlen);
+        redisReply *f = rep[nz];
+        free(rep);
+        int got;
+        if (is_noscript(f))
+            got = fetch_once(r, out, max, lease_ms, 0, now, next, err, errlen);
+        else if (is_error(f))
+            got = set_err(err, errlen, "queue %s: %s", r->shown, f->str);
+        else
+            got = take_fetch_reply(r, f, out, now, next, err, errlen);
+        freeReplyObject(f);
+        return got; /* *acked == -1 (err filled) when the acks failed */
+    }
+    return -1;
+}
+
+static int rq_ack_fetch(queue *q, const queue_lease *acks, size_t n_acks, int *acked,
+                        queue_lease *out, int max, int64_t lease_ms, int64_t timeout_ms,
+                        char *err, size_t errlen)
+{
+    rq *r = (rq *)q;
+    if (max > FETCH_MAX)
+        max = FETCH_MAX;
+    int64_t deadline = mono_ms() + timeout_ms, now = 0, next = -1;
+    int got = ack_then_fetch(r, acks, n_acks, acked, out, max, lease_ms, &now, &next, err, errlen);
+    if (got != 0 || timeout_ms <= 0)
+        return got;
+    return fetch_wait(r, out, max, lease_ms, deadline, wait_for_next(timeout_ms, now, next), now,
+                      next, err, errlen);
 }
 
 static int rq_heartbeat(queue *q, const queue_lease *leases, size_t n, int64_t lease_ms,
@@ -779,30 +873,14 @@ static int rq_ack(queue *q, const queue_lease *leases, size_t n, char *err, size
     for (int attempt = 0; attempt < 2; attempt++) {
         if (ensure_conn(r, 0, err, errlen) < 0)
             return -1;
-        int ncmd = 0;
         r->out.len = 0;
-        for (size_t i = 0; i < n; ncmd++) {
-            size_t chunk = n - i < CHUNK ? n - i : CHUNK;
-            resp_hdr(&r->out, 2 + chunk);
-            resp_str(&r->out, "ZREM");
-            resp_key(r, &r->out, K_LEASED);
-            for (size_t j = 0; j < chunk; j++, i++)
-                resp_arg(&r->out, leases[i].buf ? leases[i].buf : "", leases[i].buf_len);
-        }
+        int ncmd = append_zrem(r, leases, n);
         redisReply **rep = xmalloc((size_t)ncmd * sizeof *rep);
         if (roundtrip(r, ncmd, rep, err, errlen) < 0) {
             free(rep);
             continue;
         }
-        int count = 0;
-        for (int i = 0; i < ncmd; i++) {
-            if (rep[i]->type == REDIS_REPLY_INTEGER)
-                count += (int)rep[i]->integer;
-            else if (count >= 0)
-                count = set_err(err, errlen, "queue %s: ack: %s", r->shown,
-                                is_error(rep[i]) ? rep[i]->str : "unexpected reply");
-            freeReplyObject(rep[i]);
-        }
+        int count = sum_zrem(r, rep, ncmd, err, errlen);
         free(rep);
         return count;
     }
@@ -1043,7 +1121,7 @@ static void rq_close(queue *q)
 static const queue_ops redis_ops = {
     rq_enqueue, rq_fetch, rq_heartbeat, rq_ack, rq_nack, rq_dead, rq_release,
     rq_promote_due, rq_requeue_expired, rq_stats, rq_dead_list, rq_dead_retry,
-    rq_dead_purge, rq_connected, rq_close,
+    rq_dead_purge, rq_connected, rq_close, rq_ack_fetch,
 };
 
 static void make_keys(rq *r, const char *prefix)

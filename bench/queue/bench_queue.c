@@ -67,6 +67,32 @@ static void drain(queue *q, int batch, const char *name)
     free(l);
 }
 
+/* The consumer's steady state: each call acks the previous batch and
+ * fetches the next one in the same round trip. */
+static void drain_ack_fetch(queue *q, int batch, const char *name)
+{
+    char err[512];
+    queue_lease *a = calloc((size_t)batch, sizeof *a), *b = calloc((size_t)batch, sizeof *b);
+    int64_t t0 = mono_us(), got = 0;
+    int n = 0;
+    for (;;) {
+        int acked;
+        int m = queue_ack_fetch(q, a, (size_t)n, &acked, b, batch, 30000, 0, err, sizeof err);
+        die_if(m, "ack_fetch", err);
+        queue_leases_clear(a, (size_t)n);
+        got += m;
+        queue_lease *t = a;
+        a = b;
+        b = t;
+        n = m;
+        if (m == 0)
+            break;
+    }
+    report(name, got, mono_us() - t0);
+    free(a);
+    free(b);
+}
+
 static queue_item *make_items(void)
 {
     queue_item *items = calloc((size_t)n_items, sizeof *items);
@@ -94,7 +120,13 @@ static void throughput(queue *q)
     drain(q, 8, "drain (fetch+ack, batch 8)");
 
     die_if(queue_enqueue(q, items, (size_t)n_items, err, sizeof err), "bulk enqueue", err);
+    drain_ack_fetch(q, 8, "drain (ack_fetch, batch 8)");
+
+    die_if(queue_enqueue(q, items, (size_t)n_items, err, sizeof err), "bulk enqueue", err);
     drain(q, 1, "drain (fetch+ack, batch 1)");
+
+    die_if(queue_enqueue(q, items, (size_t)n_items, err, sizeof err), "bulk enqueue", err);
+    drain_ack_fetch(q, 1, "drain (ack_fetch, batch 1)");
     free(items);
 }
 

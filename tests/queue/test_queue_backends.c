@@ -543,6 +543,37 @@ static void test_release_returns_prefetched_items_to_the_front(void **state)
     queue_leases_clear(l, 3);
 }
 
+static void test_ack_fetch_in_one_call(void **state)
+{
+    qfx *f = *state;
+    char err[512];
+    for (int id = 1; id <= 10; id++)
+        qt_enq(f->q, id, 5, NULL);
+    queue_lease a[4], b[4];
+    assert_int_equal(qt_fetch(f->q, a, 4, 30000, 0), 4);
+    int acked = -5;
+    assert_int_equal(queue_ack_fetch(f->q, a, 4, &acked, b, 4, 30000, 0, err, sizeof err), 4);
+    assert_int_equal(acked, 4);
+    assert_int_equal(b[0].id, 5);
+    assert_int_equal(b[3].id, 8);
+    /* acking already-acked leases counts nothing */
+    assert_int_equal(queue_ack_fetch(f->q, a, 4, &acked, a, 0, 30000, 0, err, sizeof err), 0);
+    queue_leases_clear(a, 4);
+    assert_int_equal(queue_ack_fetch(f->q, b, 4, &acked, a, 4, 30000, 0, err, sizeof err), 2);
+    assert_int_equal(acked, 4);
+    assert_int_equal(a[0].id, 9);
+    assert_int_equal(a[1].id, 10);
+    queue_leases_clear(b, 4);
+    /* nothing left: the call waits for its timeout, after acking */
+    int64_t t0 = mono_ms();
+    assert_int_equal(queue_ack_fetch(f->q, a, 2, &acked, b, 4, 30000, 250, err, sizeof err), 0);
+    assert_true(mono_ms() - t0 >= 240);
+    assert_int_equal(acked, 2);
+    queue_leases_clear(a, 2);
+    queue_stats st = qt_stats(f->q);
+    assert_int_equal(st.leased + qt_ready_total(&st), 0);
+}
+
 /* ---- blocking fetch, stats -------------------------------------------- */
 
 typedef struct producer {
@@ -629,6 +660,7 @@ static void test_stats_counts_every_state(void **state)
     cmocka_unit_test_setup_teardown(test_requeue_expired_puts_items_in_front, S, teardown), \
     cmocka_unit_test_setup_teardown(test_heartbeat_keeps_item_leased, S, teardown),      \
     cmocka_unit_test_setup_teardown(test_ack_removes, S, teardown),                      \
+    cmocka_unit_test_setup_teardown(test_ack_fetch_in_one_call, S, teardown),            \
     cmocka_unit_test_setup_teardown(test_many_leases_acked_in_random_order, S, teardown), \
     cmocka_unit_test_setup_teardown(test_reclaim_takes_only_expired_leases, S, teardown), \
     cmocka_unit_test_setup_teardown(test_nack_moves_to_delayed_with_next_attempt, S, teardown), \
