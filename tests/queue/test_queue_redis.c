@@ -309,6 +309,59 @@ static void test_blocked_consumer_resumes_after_restart(void **state)
     free(c.url);
 }
 
+static bool answers_ping(void *arg)
+{
+    const testredis *r = arg;
+    redisContext *c = redisConnectUnix(r->socket);
+    bool ok = false;
+    if (c && !c->err) {
+        redisReply *rep = redisCommand(c, "PING");
+        ok = rep && rep->type == REDIS_REPLY_STATUS;
+        if (rep)
+            freeReplyObject(rep);
+    }
+    if (c)
+        redisFree(c);
+    return ok;
+}
+
+static void test_outage_is_reported_then_resumed(void **state)
+{
+    char *url = url_tcp(&durable, NULL, 0);
+    queue *q = qt_open(url, "outage");
+    qt_enq(q, 1, 5, NULL);
+    char cmd[1024], err[512], *out = NULL;
+    snprintf(cmd, sizeof cmd, "redis-cli -s %s shutdown", durable.socket);
+    run_capture(cmd, NULL);
+    assert_false(wait_until(answers_ping, &durable, 0));
+
+    /* while Redis is down: calls fail with the reason, fetch waits its
+     * timeout (no spinning), and the handle says it is disconnected */
+    queue_lease l;
+    int64_t t0 = mono_ms();
+    assert_int_equal(queue_fetch(q, &l, 1, 30000, 300, err, sizeof err), -1);
+    assert_true(mono_ms() - t0 >= 250);
+    assert_non_null(strstr(err, "queue redis://127.0.0.1:"));
+    assert_false(queue_connected(q));
+    queue_stats st;
+    assert_int_equal(queue_stats_get(q, &st, err, sizeof err), -1);
+
+    snprintf(cmd, sizeof cmd, "redis-server %s/redis.conf", durable.dir);
+    assert_int_equal(run_capture(cmd, &out), 0);
+    free(out);
+    assert_true(wait_until(answers_ping, &durable, 10000));
+
+    /* back: the next fetch (within its timeout, after the back-off)
+     * reconnects and the item is there */
+    assert_int_equal(qt_fetch(q, &l, 1, 30000, 10000), 1);
+    assert_int_equal(l.id, 1);
+    assert_true(queue_connected(q));
+    assert_int_equal(qt_ack(q, &l, 1), 1);
+    queue_lease_clear(&l);
+    queue_close(q);
+    free(url);
+}
+
 static int start_all(void **state)
 {
     static const char *const secured_conf[] = {"requirepass s3cret",
@@ -339,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_noscript_falls_back_to_eval),
         cmocka_unit_test(test_restart_loses_and_duplicates_nothing),
         cmocka_unit_test(test_blocked_consumer_resumes_after_restart),
+        cmocka_unit_test(test_outage_is_reported_then_resumed),
     };
     return cmocka_run_group_tests_name("queue_redis_specific", tests, start_all, stop_all);
 }
