@@ -574,6 +574,104 @@ static void test_ack_fetch_in_one_call(void **state)
     assert_int_equal(st.leased + qt_ready_total(&st), 0);
 }
 
+static void test_bulk_delayed_promotion_in_several_runs(void **state)
+{
+    qfx *f = *state;
+    enum { N = 2300 }; /* more than one promotion run (1,000 per run) */
+    static queue_item items[N];
+    for (int i = 0; i < N; i++)
+        items[i] = (queue_item){i + 1, i % 10, 1, NULL};
+    char err[512];
+    assert_int_equal(queue_enqueue_at(f->q, items, N, wall_ms() - 1, err, sizeof err), 0);
+    queue_stats st = qt_stats(f->q);
+    assert_int_equal(st.delayed, N);
+    assert_int_equal(queue_promote_due(f->q, err, sizeof err), N);
+    st = qt_stats(f->q);
+    assert_int_equal(st.delayed, 0);
+    assert_int_equal(qt_ready_total(&st), N);
+    assert_int_equal(st.ready[9], N / 10);
+}
+
+/* Several producers and consumers at once, each on its own handle (Redis)
+ * or sharing the one queue (memory): every item is delivered exactly once. */
+enum { PRODUCERS = 3, CONSUMERS = 2, PER_PRODUCER = 2000 };
+
+typedef struct crowd {
+    qfx *f;
+    atomic_int seen[PRODUCERS * PER_PRODUCER + 1];
+    atomic_int total;
+} crowd;
+
+typedef struct worker_arg {
+    crowd *c;
+    int index;
+} worker_arg;
+
+static void *crowd_produce(void *arg)
+{
+    worker_arg *w = arg;
+    queue *q = other_handle(w->c->f);
+    char err[512];
+    for (int i = 0; i < PER_PRODUCER; i += 50) {
+        queue_item batch[50];
+        for (int j = 0; j < 50; j++)
+            batch[j] = (queue_item){w->index * PER_PRODUCER + i + j + 1, (i + j) % 10, 1, NULL};
+        if (i % 100 == 0) {
+            for (int j = 0; j < 50; j++)
+                assert_int_equal(queue_enqueue(q, &batch[j], 1, err, sizeof err), 0);
+        } else {
+            assert_int_equal(queue_enqueue(q, batch, 50, err, sizeof err), 0);
+        }
+    }
+    other_close(w->c->f, q);
+    return NULL;
+}
+
+static void *crowd_consume(void *arg)
+{
+    worker_arg *w = arg;
+    queue *q = other_handle(w->c->f);
+    char err[512];
+    queue_lease l[16];
+    int64_t end = mono_ms() + 20000;
+    while (atomic_load(&w->c->total) < PRODUCERS * PER_PRODUCER && mono_ms() < end) {
+        int n = queue_fetch(q, l, 16, 30000, 100, err, sizeof err);
+        assert_true(n >= 0);
+        for (int i = 0; i < n; i++)
+            atomic_fetch_add(&w->c->seen[l[i].id], 1);
+        atomic_fetch_add(&w->c->total, n);
+        assert_int_equal(queue_ack(q, l, (size_t)n, err, sizeof err), n);
+        queue_leases_clear(l, (size_t)n);
+    }
+    other_close(w->c->f, q);
+    return NULL;
+}
+
+static void test_concurrent_producers_and_consumers(void **state)
+{
+    crowd *c = calloc(1, sizeof *c);
+    c->f = *state;
+    pthread_t th[PRODUCERS + CONSUMERS];
+    worker_arg args[PRODUCERS + CONSUMERS];
+    for (int i = 0; i < CONSUMERS; i++) {
+        args[i] = (worker_arg){c, i};
+        pthread_create(&th[i], NULL, crowd_consume, &args[i]);
+    }
+    for (int i = 0; i < PRODUCERS; i++) {
+        args[CONSUMERS + i] = (worker_arg){c, i};
+        pthread_create(&th[CONSUMERS + i], NULL, crowd_produce, &args[CONSUMERS + i]);
+    }
+    for (int i = 0; i < PRODUCERS + CONSUMERS; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(atomic_load(&c->total), PRODUCERS * PER_PRODUCER);
+    for (int id = 1; id <= PRODUCERS * PER_PRODUCER; id++)
+        if (atomic_load(&c->seen[id]) != 1)
+            fail_msg("item %d delivered %d times", id, atomic_load(&c->seen[id]));
+    queue_stats st = qt_stats(c->f->q);
+    assert_int_equal(st.leased + qt_ready_total(&st), 0);
+    free(c);
+}
+
 /* ---- blocking fetch, stats -------------------------------------------- */
 
 typedef struct producer {
@@ -668,7 +766,9 @@ static void test_stats_counts_every_state(void **state)
     cmocka_unit_test_setup_teardown(test_release_returns_prefetched_items_to_the_front, S, teardown), \
     cmocka_unit_test_setup_teardown(test_blocking_fetch_wakes_on_enqueue, S, teardown),  \
     cmocka_unit_test_setup_teardown(test_idle_fetch_waits_for_its_timeout, S, teardown), \
-    cmocka_unit_test_setup_teardown(test_stats_counts_every_state, S, teardown)
+    cmocka_unit_test_setup_teardown(test_stats_counts_every_state, S, teardown),         \
+    cmocka_unit_test_setup_teardown(test_bulk_delayed_promotion_in_several_runs, S, teardown), \
+    cmocka_unit_test_setup_teardown(test_concurrent_producers_and_consumers, S, teardown)
 
 static int start_redis(void **state)
 {
