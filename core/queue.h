@@ -30,6 +30,10 @@
  * queue handle is one connection: use it from one thread at a time (open one
  * handle per thread). Neither may be shared across fork().
  *
+ * Signals: opening a Redis queue sets SIGPIPE to SIG_IGN if it was SIG_DFL
+ * (a write to a connection Redis closed would otherwise kill the process);
+ * a lost connection is then an error return, handled as below.
+ *
  * Errors: functions returning int return -1 and fill `err` (a message that
  * never contains a password) on failure. A Redis handle that lost its
  * connection reconnects by itself, with back-off, on a later call; see

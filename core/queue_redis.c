@@ -30,6 +30,8 @@
  * retry could enqueue twice) and returns -1.
  */
 #include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1155,8 +1157,21 @@ static void describe_url(rq *r)
                  r->url.user ? "@" : "", r->url.host, r->url.port, r->url.db);
 }
 
+/* hiredis writes with write(2): a write to a connection Redis has closed
+ * (always so on a unix socket) raises SIGPIPE, whose default action kills
+ * the process. A daemon ignores it anyway; we make sure, once, unless the
+ * program installed its own handler. */
+static void ignore_sigpipe_once(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+}
+
 queue *queue_redis_open(const queue_url *url, const char *prefix, char *err, size_t errlen)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, ignore_sigpipe_once);
     rq *r = xcalloc(1, sizeof *r);
     r->base.ops = &redis_ops;
     r->base.kind = url->kind;

@@ -387,7 +387,9 @@ static bool answers_ping(void *arg)
 static void test_outage_is_reported_then_resumed(void **state)
 {
     char *url = url_tcp(&durable, NULL, 0);
+    char *sock_url = xasprintf("unix://%s", durable.socket);
     queue *q = qt_open(url, "outage");
+    queue *qs = qt_open(sock_url, "outage"); /* a write to a dead unix socket raises SIGPIPE */
     qt_enq(q, 1, 5, NULL);
     char cmd[1024], err[512], *out = NULL;
     snprintf(cmd, sizeof cmd, "redis-cli -s %s shutdown", durable.socket);
@@ -404,6 +406,8 @@ static void test_outage_is_reported_then_resumed(void **state)
     assert_false(queue_connected(q));
     queue_stats st;
     assert_int_equal(queue_stats_get(q, &st, err, sizeof err), -1);
+    assert_int_equal(queue_stats_get(qs, &st, err, sizeof err), -1);
+    assert_false(queue_connected(qs));
 
     snprintf(cmd, sizeof cmd, "redis-server %s/redis.conf", durable.dir);
     assert_int_equal(run_capture(cmd, &out), 0);
@@ -417,8 +421,12 @@ static void test_outage_is_reported_then_resumed(void **state)
     assert_true(queue_connected(q));
     assert_int_equal(qt_ack(q, &l, 1), 1);
     queue_lease_clear(&l);
+    st = qt_stats(qs); /* the socket handle is back too */
+    assert_int_equal(st.leased, 0);
     queue_close(q);
+    queue_close(qs);
     free(url);
+    free(sock_url);
 }
 
 static int start_all(void **state)
