@@ -15,6 +15,7 @@ bin="$build/bench/queue/bench_queue"
 
 dir=$(mktemp -d /tmp/pgr-bench-queue-XXXXXX)
 trap 'bash "$root/tests/lib/redis_harness.sh" stop "$dir" >/dev/null 2>&1 || true' EXIT
+trap 'exit 1' INT TERM PIPE
 read -r port sock < <(bash "$root/tests/lib/redis_harness.sh" start "$dir")
 
 echo "== pgreviewer queue (Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), 127.0.0.1:$port, $(nproc) cores, $(date -u +%FT%TZ))"
