@@ -85,16 +85,19 @@ enum {
     "  return #exp\n" \
     "end\n"
 
-/* ARGV: max, lease_ms. Returns {now_ms, next_event_ms or -1, members...}. */
+/* ARGV: max, lease_ms. Returns {now_ms, next_event_ms or -1, members...}.
+ * Levels above `last` were emptied by this run, so only `last` and below
+ * can still hold work. */
 static const char lua_fetch[] = LUA_PRELUDE
     "local now = clock()\n"
     "promote(now, " MOVE_LIMIT ")\n"
     "reclaim(now, " MOVE_LIMIT ")\n"
     "local max = tonumber(ARGV[1])\n"
     "local exp = fmt(now + tonumber(ARGV[2]))\n"
-    "local out, z, got = {now, -1}, {}, 0\n"
+    "local out, z, got, last = {now, -1}, {}, 0, 10\n"
     "for p = 10, 1, -1 do\n"
     "  if got >= max then break end\n"
+    "  last = p\n"
     "  local items = redis.call('RPOP', KEYS[p], max - got)\n"
     "  if items then\n"
     "    local base = redis.call('INCRBY', SEQ, #items) - #items\n"
@@ -110,7 +113,7 @@ static const char lua_fetch[] = LUA_PRELUDE
     "if #z > 0 then redis.call('ZADD', LEASED, unpack(z)) end\n"
     "local more = false\n"
     "if got >= max then\n"
-    "  for p = 10, 1, -1 do if redis.call('LLEN', KEYS[p]) > 0 then more = true; break end end\n"
+    "  for p = last, 1, -1 do if redis.call('LLEN', KEYS[p]) > 0 then more = true; break end end\n"
     "end\n"
     "if more then wake() else redis.call('DEL', NOTIFY) end\n"
     "if got == 0 then\n"

@@ -712,6 +712,62 @@ static void test_blocking_fetch_wakes_on_enqueue(void **state)
     queue_lease_clear(&l);
 }
 
+typedef struct sleeper {
+    qfx *f;
+    atomic_int state; /* 0 starting, 1 waiting, 2 got one */
+    int64_t took_ms;
+} sleeper;
+
+static void *sleep_fetch(void *arg)
+{
+    sleeper *s = arg;
+    queue *q = other_handle(s->f);
+    char err[512];
+    queue_lease l;
+    atomic_store(&s->state, 1);
+    int n = queue_fetch(q, &l, 1, 30000, 10000, err, sizeof err);
+    if (n == 1) {
+        queue_ack(q, &l, 1, err, sizeof err);
+        queue_lease_clear(&l);
+        atomic_store(&s->state, 2);
+    }
+    other_close(s->f, q);
+    return NULL;
+}
+
+static bool both_waiting(void *arg)
+{
+    sleeper *s = arg;
+    return atomic_load(&s[0].state) == 1 && atomic_load(&s[1].state) == 1;
+}
+
+static bool both_served(void *arg)
+{
+    sleeper *s = arg;
+    return atomic_load(&s[0].state) == 2 && atomic_load(&s[1].state) == 2;
+}
+
+/* Two idle consumers, one bulk enqueue of two items: the first consumer
+ * woken passes the wake-up on, so both are served long before their
+ * timeout. */
+static void test_one_enqueue_wakes_every_needed_consumer(void **state)
+{
+    qfx *f = *state;
+    sleeper s[2] = {{f, 0, 0}, {f, 0, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, sleep_fetch, &s[i]);
+    assert_true(wait_until(both_waiting, s, 5000));
+    int64_t t0 = mono_ms();
+    queue_item items[2] = {{1, 5, 1, NULL}, {2, 5, 1, NULL}};
+    char err[512];
+    assert_int_equal(queue_enqueue(f->q, items, 2, err, sizeof err), 0);
+    assert_true(wait_until(both_served, s, 5000));
+    assert_true(mono_ms() - t0 < 3000);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+}
+
 static void test_idle_fetch_waits_for_its_timeout(void **state)
 {
     qfx *f = *state;
@@ -765,6 +821,7 @@ static void test_stats_counts_every_state(void **state)
     cmocka_unit_test_setup_teardown(test_dead_letter_after_last_attempt_then_retry_and_purge, S, teardown), \
     cmocka_unit_test_setup_teardown(test_release_returns_prefetched_items_to_the_front, S, teardown), \
     cmocka_unit_test_setup_teardown(test_blocking_fetch_wakes_on_enqueue, S, teardown),  \
+    cmocka_unit_test_setup_teardown(test_one_enqueue_wakes_every_needed_consumer, S, teardown), \
     cmocka_unit_test_setup_teardown(test_idle_fetch_waits_for_its_timeout, S, teardown), \
     cmocka_unit_test_setup_teardown(test_stats_counts_every_state, S, teardown),         \
     cmocka_unit_test_setup_teardown(test_bulk_delayed_promotion_in_several_runs, S, teardown), \
