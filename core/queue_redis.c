@@ -1035,6 +1035,8 @@ static int parse_dead(const char *id, const char *v, size_t len, queue_dead_entr
     if (*end != '|' || (size_t)(end + 1 - v) + elen > len)
         return -1;
     const char *item = end + 1 + elen;
+    if (len - (size_t)(item - v) < 4 || item[1] != '|') /* "P|A|..." at least */
+        return -1;
     e->error = xstrndup(end + 1, elen);
     e->priority = item[0] - '0';
     e->attempt = atoi(item + 2);
