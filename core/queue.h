@@ -256,10 +256,14 @@ struct queue {
     queue_kind kind;
 };
 
+/* The backends' constructors, called by queue_open() after it checked the
+ * prefix and parsed the URL. Each returns a handle freed by queue_close(),
+ * or NULL with err filled (Redis: unreachable, authentication, db, scripts).
+ * queue_redis_open copies what it needs from url. */
 queue *queue_memory_open(const char *prefix, char *err, size_t errlen);
 queue *queue_redis_open(const queue_url *url, const char *prefix, char *err, size_t errlen);
 
-/* Shared helpers for the backends. */
+/* The wall clock in microseconds (the items' ready times). Never fails. */
 int64_t queue_wall_us(void);
 /* Check items before enqueueing: priority, id, payload. Returns 0 or -1. */
 int queue_check_items(const queue_item *items, size_t n, char *err, size_t errlen);
