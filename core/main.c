@@ -2,6 +2,7 @@
  * main.c - the `pgreviewer` binary: global options and the dispatch to
  * sub-commands (cli.h). Exit codes: 0 success, 1 failure, 2 usage.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,9 @@ int main(int argc, char **argv)
     /* First thing: take VAULT_TOKEN out of the environment, so that no
      * executor we fork and no /proc/PID/environ shows it. */
     vault_capture_env_token();
+    /* A peer that went away (Redis, a webhook, an executor) is an error to
+     * handle where it happens, never a reason for the whole process to die. */
+    signal(SIGPIPE, SIG_IGN);
     const char *config_path = NULL;
     char **args = calloc((size_t)argc + 1, sizeof *args);
     int n = 0;
