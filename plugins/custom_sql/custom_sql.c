@@ -60,12 +60,13 @@ typedef struct run_ctx {
 typedef struct query_out {
     json_t *columns;  /* [{name, type}] */
     json_t *rows;     /* at most max_rows row objects */
-    json_t *alerts;   /* the rows (or the count) behind each warning/critical */
+    json_t *critical; /* the rows (or the count) behind each critical, at most max_rows */
+    json_t *warning;  /* ... and behind each warning */
+    long long n_alerts; /* before the cut */
     char **keys;      /* the key of each column in a row object */
     Oid *oids;
     int n_cols;
     long long row_count;
-    bool alerts_truncated;
     int *th_col;      /* per threshold: its column index, -1 for a row count */
     csql_status status;
     char *error;      /* set when the query failed: status unknown */
@@ -225,14 +226,32 @@ static void raise_status(csql_status *s, csql_status level)
         *s = level;
 }
 
-static void add_alert(query_out *o, const csql_params *p, json_t *alert)
+/* Keep an alert, at most max_rows per level: criticals are never crowded
+ * out by warnings. */
+static void add_alert(query_out *o, const csql_params *p, csql_status level, json_t *alert)
 {
-    if ((int64_t)json_array_size(o->alerts) >= p->max_rows) {
-        o->alerts_truncated = true;
-        json_decref(alert);
-        return;
+    json_t *list = level == CSQL_CRITICAL ? o->critical : o->warning;
+    o->n_alerts++;
+    if ((int64_t)json_array_size(list) < p->max_rows)
+        json_array_append(list, alert);
+    json_decref(alert);
+}
+
+/* Criticals first, then warnings, max_rows in all. */
+static json_t *alerts_of(const query_out *o, const csql_params *p)
+{
+    json_t *all = json_array();
+    json_t *lists[2] = {o->critical, o->warning};
+    for (int k = 0; k < 2; k++) {
+        size_t i;
+        json_t *a;
+        json_array_foreach(lists[k], i, a)
+        {
+            if ((int64_t)json_array_size(all) < p->max_rows)
+                json_array_append(all, a);
+        }
     }
-    json_array_append_new(o->alerts, alert);
+    return all;
 }
 
 /* Check one row against the column thresholds; list it behind each
@@ -253,7 +272,7 @@ static void check_row(query_out *o, const csql_query *q, const csql_params *p, j
         if (level == CSQL_OK)
             continue;
         raise_status(&o->status, level);
-        add_alert(o, p,
+        add_alert(o, p, level,
                   json_pack("{s:s, s:s, s:s, s:O, s:I, s:O}", "status", csql_status_name(level),
                             "threshold", csql_threshold_describe(t, level, desc, sizeof desc),
                             "column", t->column, "value", v, "row_number",
@@ -273,7 +292,7 @@ static void check_row_count(query_out *o, const csql_query *q, const csql_params
         if (level != CSQL_WARNING && level != CSQL_CRITICAL)
             continue;
         raise_status(&o->status, level);
-        add_alert(o, p,
+        add_alert(o, p, level,
                   json_pack("{s:s, s:s, s:I}", "status", csql_status_name(level), "threshold",
                             csql_threshold_describe(t, level, desc, sizeof desc), "value",
                             (json_int_t)o->row_count));
@@ -410,7 +429,8 @@ static void query_out_free(query_out *o)
 {
     json_decref(o->columns);
     json_decref(o->rows);
-    json_decref(o->alerts);
+    json_decref(o->critical);
+    json_decref(o->warning);
     for (int i = 0; o->keys && i < o->n_cols; i++)
         free(o->keys[i]);
     free(o->keys);
@@ -438,9 +458,11 @@ static json_t *query_document(run_ctx *c, const csql_query *q, query_out *o, int
     json_object_set(d, "rows", o->rows);
     json_object_set_new(d, "row_count", json_integer(o->row_count));
     json_object_set_new(d, "truncated", json_boolean(o->row_count > c->params->max_rows));
-    json_object_set(d, "alerts", o->alerts);
-    if (o->alerts_truncated)
-        json_object_set_new(d, "alerts_truncated", json_true());
+    json_t *alerts = alerts_of(o, c->params);
+    json_object_set_new(d, "alert_count", json_integer(o->n_alerts));
+    json_object_set_new(d, "alerts_truncated",
+                        json_boolean((long long)json_array_size(alerts) < o->n_alerts));
+    json_object_set_new(d, "alerts", alerts);
     return d;
 }
 
@@ -458,7 +480,8 @@ static json_t *run_query(run_ctx *c, const csql_query *q)
         free(skip);
         return d;
     }
-    query_out o = {.status = CSQL_OK, .rows = json_array(), .alerts = json_array()};
+    query_out o = {.status = CSQL_OK, .rows = json_array(),
+                   .critical = json_array(), .warning = json_array()};
     char *err = NULL;
     int64_t start = now_ms();
     if (exec_command(c->conn, "SAVEPOINT custom_sql_query", &err) < 0) {
