@@ -1,0 +1,9 @@
+# custom_sql tests: the plugin through `pgreviewer plugin exec` (timeouts,
+# read-only, one statement per query, value types, truncation, thresholds,
+# version gates, params errors), and every check of the library
+# conf.d/checks/ through `pgreviewer run --once`, each against its own
+# throw-away PostgreSQL.
+pgr_add_unit_test(test_custom_sql ${CMAKE_CURRENT_LIST_DIR}/custom_sql/test_custom_sql.c)
+target_link_libraries(test_custom_sql PRIVATE pgr_testenv)
+add_dependencies(test_custom_sql pgreviewer custom_sql)
+set_tests_properties(test_custom_sql PROPERTIES TIMEOUT 300)
