@@ -7,3 +7,8 @@ pgr_add_unit_test(test_custom_sql ${CMAKE_CURRENT_LIST_DIR}/custom_sql/test_cust
 target_link_libraries(test_custom_sql PRIVATE pgr_testenv)
 add_dependencies(test_custom_sql pgreviewer custom_sql)
 set_tests_properties(test_custom_sql PROPERTIES TIMEOUT 300)
+
+pgr_add_unit_test(test_custom_sql_checks ${CMAKE_CURRENT_LIST_DIR}/custom_sql/test_custom_sql_checks.c)
+target_link_libraries(test_custom_sql_checks PRIVATE pgr_testenv)
+add_dependencies(test_custom_sql_checks pgreviewer custom_sql)
+set_tests_properties(test_custom_sql_checks PROPERTIES TIMEOUT 300)
