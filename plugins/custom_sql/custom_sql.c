@@ -8,13 +8,14 @@
  *   2. take the host's connection (none: PGR_RETRY with the host's error);
  *   3. BEGIN READ ONLY (or BEGIN when read_only is false) - unless the host
  *      already holds a transaction open (the reserved connection `store`),
- *      which is then used as it is - and SET LOCAL statement_timeout,
- *      lock_timeout, DateStyle and bytea_output, so nothing outlives the
- *      run on the host's connection;
- *   4. each query in its own savepoint: a query that fails is rolled back
- *      to it and the next one runs. Queries are sent with
- *      PQsendQueryParams - the extended protocol, which refuses a second
- *      statement in the text instead of running it - and read in
+ *      which is then used inside a savepoint rolled back at the end - and
+ *      SET LOCAL lock_timeout, DateStyle and bytea_output, so nothing
+ *      outlives the run on the host's connection;
+ *   4. each query in its own savepoint, with SET LOCAL statement_timeout
+ *      (capped so that it ends before the task's own timeout): a query
+ *      that fails is rolled back to it and the next one runs. Queries are
+ *      sent with PQsendQueryParams - the extended protocol, which refuses a
+ *      second statement in the text instead of running it - and read in
  *      single-row mode, so a query that returns millions of rows costs
  *      max_rows rows of memory, not millions; every row is still counted
  *      and checked against the thresholds;
@@ -51,6 +52,8 @@ typedef struct run_ctx {
     PGconn *conn;
     const csql_params *params;
     int server_version;
+    int64_t statement_timeout_ms; /* of the current query: capped by the task's time left */
+    bool joined;                  /* running inside the host's transaction (store) */
     bool conn_lost;
     type_name *types; /* cache of format_type() answers for this run */
     size_t n_types;
@@ -335,12 +338,20 @@ static char *query_error_message(const run_ctx *c, const csql_query *q, const PG
     if (strcmp(state, SQLSTATE_SYNTAX) == 0 && strstr(primary, "multiple commands"))
         return format("query %s: only one statement per query is allowed (the server said: %s)",
                       q->name, primary);
+    if (strcmp(state, SQLSTATE_READ_ONLY) == 0 && c->joined)
+        return format("query %s: refused because the connection's transaction is read-only (the "
+                      "host holds connection %s read-only): %s",
+                      q->name, c->host->connection_id(c->task), primary);
     if (strcmp(state, SQLSTATE_READ_ONLY) == 0)
         return format("query %s: refused because the task is read-only (read_only: true): %s",
                       q->name, primary);
+    if (strcmp(state, SQLSTATE_CANCELED) == 0 && strstr(primary, "statement timeout") &&
+        c->statement_timeout_ms != c->params->statement_timeout_ms)
+        return format("query %s: %s (%lldms: what was left of the task's timeout)", q->name,
+                      primary, (long long)c->statement_timeout_ms);
     if (strcmp(state, SQLSTATE_CANCELED) == 0 && strstr(primary, "statement timeout"))
         return format("query %s: %s (statement_timeout %lldms)", q->name, primary,
-                      (long long)c->params->statement_timeout_ms);
+                      (long long)c->statement_timeout_ms);
     if (strcmp(state, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 && strstr(primary, "lock timeout"))
         return format("query %s: %s (lock_timeout %lldms)", q->name, primary,
                       (long long)c->params->lock_timeout_ms);
@@ -466,6 +477,30 @@ static json_t *query_document(run_ctx *c, const csql_query *q, query_out *o, int
     return d;
 }
 
+/* The statement timeout for the next query: the task's, capped so that the
+ * query ends a little before the task's own timeout (a tenth of what is
+ * left, 50 ms to 2 s), leaving time to report the other queries. */
+static int64_t statement_timeout_now(run_ctx *c)
+{
+    int64_t stmt = c->params->statement_timeout_ms;
+    int64_t left = c->host->remaining_ms(c->task);
+    if (left < 0)
+        return stmt;
+    int64_t margin = left / 10 < 50 ? 50 : left / 10 > 2000 ? 2000 : left / 10;
+    int64_t cap = left - margin > 1 ? left - margin : 1;
+    return stmt == 0 || cap < stmt ? cap : stmt;
+}
+
+/* Open the query's savepoint and set its statement timeout. */
+static int open_savepoint(run_ctx *c, char **err)
+{
+    char sql[128];
+    c->statement_timeout_ms = statement_timeout_now(c);
+    snprintf(sql, sizeof sql, "SAVEPOINT custom_sql_query; SET LOCAL statement_timeout = %lld",
+             (long long)c->statement_timeout_ms);
+    return exec_command(c->conn, sql, err);
+}
+
 static json_t *run_query(run_ctx *c, const csql_query *q)
 {
     if (c->host->cancelled(c->task) || c->conn_lost)
@@ -484,7 +519,7 @@ static json_t *run_query(run_ctx *c, const csql_query *q)
                    .critical = json_array(), .warning = json_array()};
     char *err = NULL;
     int64_t start = now_ms();
-    if (exec_command(c->conn, "SAVEPOINT custom_sql_query", &err) < 0) {
+    if (open_savepoint(c, &err) < 0) {
         o.error = format("query %s: cannot set a savepoint: %s", q->name, err);
         free(err);
     } else {
@@ -513,7 +548,11 @@ static int begin(run_ctx *c, char **err)
     int joined = 0;
     PGTransactionStatusType ts = PQtransactionStatus(c->conn);
     if (ts == PQTRANS_INTRANS) {
+        /* The host's transaction (store): our settings live in a savepoint
+         * that finish() rolls back, leaving it as it was. */
         joined = 1;
+        if (exec_command(c->conn, "SAVEPOINT custom_sql_run", err) < 0)
+            return -1;
     } else if (ts != PQTRANS_IDLE) {
         *err = xstrdup_plugin("the connection is not idle (a transaction in error or a command "
                               "in progress)");
@@ -522,15 +561,12 @@ static int begin(run_ctx *c, char **err)
                0) {
         return -1;
     }
-    int64_t stmt = c->params->statement_timeout_ms;
-    int64_t left = c->host->remaining_ms(c->task);
-    if (left > 0 && (stmt == 0 || left < stmt))
-        stmt = left; /* never outlive the task's own timeout */
+    c->joined = joined;
     char sql[256];
     snprintf(sql, sizeof sql,
-             "SET LOCAL statement_timeout = %lld; SET LOCAL lock_timeout = %lld; "
-             "SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL bytea_output = 'hex'",
-             (long long)stmt, (long long)c->params->lock_timeout_ms);
+             "SET LOCAL lock_timeout = %lld; SET LOCAL DateStyle = 'ISO, YMD'; "
+             "SET LOCAL bytea_output = 'hex'",
+             (long long)c->params->lock_timeout_ms);
     if (exec_command(c->conn, sql, err) < 0)
         return -1;
     return joined;
@@ -580,12 +616,15 @@ static pgr_outcome finish(run_ctx *c, json_t *queries, bool end_tx)
 {
     if (end_tx && !c->conn_lost)
         exec_command(c->conn, "COMMIT", NULL);
+    else if (!c->conn_lost)
+        exec_command(c->conn,
+                     "ROLLBACK TO SAVEPOINT custom_sql_run; RELEASE SAVEPOINT custom_sql_run", NULL);
     csql_status worst;
     json_t *summary = summary_of(queries, &worst);
     json_t *doc = json_pack("{s:i, s:s, s:i, s:s, s:b, s:I, s:I, s:I, s:o, s:o}",
                             "schema_version", 1, "status", csql_status_name(worst),
                             "server_version", c->server_version, "database", PQdb(c->conn),
-                            "read_only", c->params->read_only, "statement_timeout_ms",
+                            "read_only", c->params->read_only || c->joined, "statement_timeout_ms",
                             (json_int_t)c->params->statement_timeout_ms, "lock_timeout_ms",
                             (json_int_t)c->params->lock_timeout_ms, "max_rows",
                             (json_int_t)c->params->max_rows, "summary", summary, "queries",

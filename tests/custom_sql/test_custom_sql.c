@@ -80,6 +80,8 @@ static int group_setup(void **state)
              "username: pgrtest}\n",
              pg.dir, dir);
     write_file("cfg.yaml", cfg);
+    snprintf(cfg, sizeof cfg, "logging: {level: warning}\nstore: {url: \"%s\"}\n", pg.conninfo);
+    write_file("store.yaml", cfg);
     /* A time zone with a half-hour offset shows the ISO-8601 offset form. */
     if (testpg_exec(&pg, "ALTER DATABASE postgres SET TimeZone = 'Asia/Kolkata'; "
                          "CREATE TABLE items (id int); CREATE TABLE locked (id int)") != 0)
@@ -107,9 +109,10 @@ static int exec_plugin(const char *conn, const char *params, const char *extra, 
     char cmd[1024], path[256], *text = NULL;
     write_file("params.json", params);
     snprintf(cmd, sizeof cmd,
-             "%s --config %s/cfg.yaml plugin exec custom_sql --connection %s %s "
+             "%s --config %s/%s plugin exec custom_sql --connection %s %s "
              "--params \"$(cat %s/params.json)\" 2>%s/stderr",
-             getenv("PGR_BIN"), dir, conn, extra, dir, dir);
+             getenv("PGR_BIN"), dir, strcmp(conn, "store") == 0 ? "store.yaml" : "cfg.yaml", conn,
+             extra, dir, dir);
     int rc = run_capture(cmd, &text);
     *out = json_loads(text, 0, NULL);
     free(text);
@@ -526,6 +529,57 @@ static void test_no_connection_retries(void **state)
     json_decref(env);
 }
 
+static void test_task_timeout_caps_statements(void **state)
+{
+    (void)state;
+    /* No statement_timeout of its own: the task's 2 s timeout bounds the
+     * query, early enough for the plugin to report the next one. */
+    json_t *env;
+    char *err;
+    assert_int_equal(exec_plugin("t",
+                                 "{\"statement_timeout\": 0, \"queries\": [{\"name\": \"s\", "
+                                 "\"sql\": \"SELECT pg_sleep(10)\"}, {\"name\": \"b\", \"sql\": "
+                                 "\"SELECT 1\"}]}",
+                                 "--timeout 2s --envelope", &env, &err),
+                     0);
+    assert_string_equal(str_of(env, "outcome"), "success");
+    assert_true(json_integer_value(json_object_get(env, "duration_ms")) < 2000);
+    json_t *doc = json_object_get(env, "result");
+    const char *e = str_of(query_named(doc, "s"), "error");
+    const char *prefix = "query s: canceling statement due to statement timeout (";
+    const char *suffix = "ms: what was left of the task's timeout)";
+    assert_true(strncmp(e, prefix, strlen(prefix)) == 0);
+    assert_string_equal(e + strlen(e) - strlen(suffix), suffix);
+    assert_string_equal(str_of(query_named(doc, "b"), "status"), "ok");
+    assert_string_equal(str_of(env, "message"), "unknown: s=unknown");
+    free(err);
+    json_decref(env);
+}
+
+static void test_store_connection(void **state)
+{
+    (void)state;
+    /* The host holds `store` in a read-only transaction: the queries run
+     * inside it, and read_only: false cannot lift that. */
+    json_t *doc;
+    char *err;
+    assert_int_equal(exec_plugin("store",
+                                 "{\"read_only\": false, \"queries\": [{\"name\": \"w\", "
+                                 "\"sql\": \"INSERT INTO items VALUES (1)\"}, {\"name\": \"r\", "
+                                 "\"sql\": \"SELECT count(*) AS n FROM items\"}]}",
+                                 "", &doc, &err),
+                     0);
+    assert_string_equal(str_of(query_named(doc, "w"), "error"),
+                        "query w: refused because the connection's transaction is read-only (the "
+                        "host holds connection store read-only): cannot execute INSERT in a "
+                        "read-only transaction");
+    assert_string_equal(str_of(query_named(doc, "r"), "status"), "ok");
+    assert_true(json_is_true(json_object_get(doc, "read_only")));
+    assert_int_equal(scalar("SELECT count(*) FROM items"), 0);
+    free(err);
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -535,6 +589,8 @@ int main(void)
         cmocka_unit_test(test_truncation),        cmocka_unit_test(test_thresholds),
         cmocka_unit_test(test_version_gates),     cmocka_unit_test(test_invalid_params),
         cmocka_unit_test(test_no_connection_retries),
+        cmocka_unit_test(test_task_timeout_caps_statements),
+        cmocka_unit_test(test_store_connection),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
