@@ -5,16 +5,16 @@
  * PostgreSQL started once for the suite. Each test creates the condition
  * the check looks for (a transaction left open, a blocked session, bloated
  * tables and indexes, an unused index, repeated sequential scans, a cold
- * cache, many connections, a slow statement in pg_stat_statements) and sees
- * the check turn warning and/or critical with its shipped thresholds.
+ * cache, many connections, a slow statement in pg_stat_statements, a
+ * streaming standby made with pg_basebackup whose replay is paused) and
+ * sees the check turn warning and/or critical with its shipped thresholds.
  *
  * Conditions that take minutes (a transaction open for 30 minutes) or
- * that cannot be made cheaply (ID wraparound, a lagging standby) are
+ * that cannot be made cheaply (ID wraparound, a standby 1 GB behind) are
  * checked with a copy of the check whose threshold is lowered by an exact
  * text substitution in the YAML - the SQL runs unchanged - and the
  * substitution must match, so a changed library fails here loudly rather
- * than silently testing nothing. Replication lag has no standby here: that
- * check is run and must say ok with its columns.
+ * than silently testing nothing.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,7 +31,6 @@
 
 #include "testenv.h"
 
-static testpg pg;
 static char dir[64];
 
 static void write_file(const char *name, const char *text)
@@ -60,6 +59,18 @@ static char *read_text(const char *path)
     return s;
 }
 
+static testpg pg;
+static char standby_conninfo[512];
+static bool standby_running;
+
+static PGconn *connect_to(const char *conninfo)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("connect: %s", PQerrorMessage(c));
+    return c;
+}
+
 static PGconn *connect_pg(void)
 {
     PGconn *c = PQconnectdb(pg.conninfo);
@@ -78,9 +89,9 @@ static void exec_ok(PGconn *c, const char *sql)
 
 /* The first column of the first row of `sql` as a number (0 when none;
  * a boolean as 1 or 0). */
-static double scalar(const char *sql)
+static double scalar_on(const char *conninfo, const char *sql)
 {
-    PGconn *c = connect_pg();
+    PGconn *c = connect_to(conninfo);
     PGresult *r = PQexec(c, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         fail_msg("%s: %s", sql, PQerrorMessage(c));
@@ -92,15 +103,53 @@ static double scalar(const char *sql)
     return v;
 }
 
-static bool sql_true(void *sql)
+typedef struct probe {
+    const char *conninfo, *sql;
+} probe;
+
+static bool probe_true(void *arg)
 {
-    return scalar(sql) != 0;
+    const probe *p = arg;
+    return scalar_on(p->conninfo, p->sql) != 0;
+}
+
+/* Wait (20 s at most) until `sql` on the server of `conninfo` is true. */
+static void wait_for_on(const char *conninfo, const char *sql)
+{
+    probe p = {conninfo, sql};
+    if (!wait_until(probe_true, &p, 20000))
+        fail_msg("condition never became true: %s", sql);
 }
 
 static void wait_for(const char *sql)
 {
-    if (!wait_until(sql_true, (void *)sql, 20000))
-        fail_msg("condition never became true: %s", sql);
+    wait_for_on(pg.conninfo, sql);
+}
+
+/* Run a PostgreSQL program of the server's installation as the server's
+ * owner (pgrtest when we are root, as tests/lib/pg_harness.sh does);
+ * `args` is shell text after the program name. Fails the test on error. */
+static void pg_tool(const char *program, const char *args)
+{
+    char cmd[2048], *out = NULL;
+    snprintf(cmd, sizeof cmd,
+             "bindir=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}; "
+             "if [ \"$(id -u)\" = 0 ]; then runuser -u pgrtest -- \"$bindir/%s\" %s; "
+             "else \"$bindir/%s\" %s; fi",
+             program, args, program, args);
+    if (run_capture(cmd, &out) != 0)
+        fail_msg("%s %s failed: %s", program, args, out);
+    free(out);
+}
+
+static void stop_standby(void)
+{
+    char args[512];
+    if (!standby_running)
+        return;
+    snprintf(args, sizeof args, "-D %s/standby -m immediate -w stop", pg.dir);
+    pg_tool("pg_ctl", args);
+    standby_running = false;
 }
 
 static int group_setup(void **state)
@@ -128,6 +177,16 @@ static int group_setup(void **state)
              "username: pgrtest}]\n",
              dir, pg.dir);
     write_file("lowered.yaml", cfg);
+    /* the same two, aimed at the standby that test_replication_lag starts */
+    snprintf(cfg, sizeof cfg,
+             "include: %s/lowered/*.yaml\n"
+             "logging: {level: warning}\n"
+             "connections: [{id: target, host: %s, port: 5433, database: postgres, "
+             "username: pgrtest}]\n",
+             dir, pg.dir);
+    write_file("lowered-standby.yaml", cfg);
+    snprintf(standby_conninfo, sizeof standby_conninfo,
+             "host=%s port=5433 dbname=postgres user=pgrtest", pg.dir);
     char sub[128];
     snprintf(sub, sizeof sub, "%s/lowered", dir);
     return mkdir(sub, 0755);
@@ -139,6 +198,7 @@ static int group_teardown(void **state)
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     run_capture(cmd, NULL);
+    stop_standby();
     testpg_stop(&pg);
     return 0;
 }
@@ -171,7 +231,8 @@ static json_t *shipped(const char *task)
 /* Copy the library file `file` into lowered/ (alone) with each pair of
  * `subst` (from, to, ..., NULL) replaced everywhere it occurs; each `from`
  * must occur at least once. Then run `task` from the copy. */
-static json_t *lowered(const char *file, const char *task, const char *const *subst)
+static json_t *lowered_on(const char *config, const char *file, const char *task,
+                          const char *const *subst)
 {
     char path[512];
     snprintf(path, sizeof path, "rm -f %s/lowered/*.yaml", dir);
@@ -197,7 +258,12 @@ static json_t *lowered(const char *file, const char *task, const char *const *su
     snprintf(path, sizeof path, "lowered/%s", file);
     write_file(path, text);
     free(text);
-    return run_task("lowered.yaml", task);
+    return run_task(config, task);
+}
+
+static json_t *lowered(const char *file, const char *task, const char *const *subst)
+{
+    return lowered_on("lowered.yaml", file, task, subst);
 }
 
 static json_t *only_query(json_t *doc)
@@ -392,10 +458,31 @@ static void expect_columns(json_t *q, const char *want)
     assert_string_equal(got, want);
 }
 
+/* A streaming standby of the test server, on port 5433 in the same socket
+ * directory, made with pg_basebackup -R; returns once it streams and has
+ * replayed a transaction. */
+static void start_standby(void)
+{
+    char args[1024];
+    snprintf(args, sizeof args,
+             "-h %s -p 5432 -U pgrtest -D %s/standby -R -X stream -c fast --no-sync", pg.dir,
+             pg.dir);
+    pg_tool("pg_basebackup", args);
+    snprintf(args, sizeof args, "-D %s/standby -l %s/standby.log -o \"-p 5433\" -w -t 60 start",
+             pg.dir, pg.dir);
+    pg_tool("pg_ctl", args);
+    standby_running = true;
+    wait_for("SELECT count(*) > 0 FROM pg_stat_replication WHERE state = 'streaming'");
+    assert_int_equal(testpg_exec(&pg, "CREATE TABLE repl_marker (id int); "
+                                      "INSERT INTO repl_marker VALUES (1)"),
+                     0);
+    wait_for_on(standby_conninfo, "SELECT pg_last_xact_replay_timestamp() IS NOT NULL");
+}
+
 static void test_replication_lag(void **state)
 {
     (void)state;
-    /* No standby here: the check must run, say ok and have its columns. */
+    /* Without a standby: ok, with its columns and no rows. */
     json_t *doc = shipped("check-replication-lag");
     assert_string_equal(status_of(doc), "ok");
     json_t *replicas = json_array_get(json_object_get(doc, "queries"), 0);
@@ -409,6 +496,53 @@ static void test_replication_lag(void **state)
     assert_true(json_is_false(json_object_get(row, "in_recovery")));
     assert_true(json_is_null(json_object_get(row, "replay_delay_s")));
     json_decref(doc);
+
+    /* A standby whose replay is paused while the primary moves on by
+     * three WAL segments (pg_switch_wal): more than 16 MB behind. */
+    start_standby();
+    PGconn *sb = connect_to(standby_conninfo);
+    exec_ok(sb, "SELECT pg_wal_replay_pause()");
+    PQfinish(sb);
+    wait_for_on(standby_conninfo, "SELECT pg_get_wal_replay_pause_state() = 'paused'");
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(testpg_exec(&pg, "INSERT INTO repl_marker VALUES (2)"), 0);
+        assert_int_equal(testpg_exec(&pg, "SELECT pg_switch_wal()"), 0);
+    }
+    wait_for("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) > 16777216 "
+             "FROM pg_stat_replication");
+    doc = shipped("check-replication-lag");
+    replicas = json_array_get(json_object_get(doc, "queries"), 0);
+    assert_string_equal(status_of(replicas), "warning");
+    row = json_array_get(json_object_get(replicas, "rows"), 0);
+    assert_string_equal(json_string_value(json_object_get(row, "state")), "streaming");
+    json_t *alert = find_row(json_object_get(replicas, "alerts"), "state", 0, "streaming");
+    assert_non_null(alert);
+    assert_string_equal(json_string_value(json_object_get(alert, "threshold")),
+                        "column replay_lag_bytes > 16777216");
+    json_decref(doc);
+
+    static const char *const crit[] = {"critical: \"> 1073741824\"", "critical: \"> 16777216\"",
+                                       NULL};
+    doc = lowered("replication_lag.yaml", "check-replication-lag", crit);
+    assert_string_equal(status_of(json_array_get(json_object_get(doc, "queries"), 0)),
+                        "critical");
+    json_decref(doc);
+
+    /* On the standby: in recovery, its last replayed transaction ages. */
+    wait_for_on(standby_conninfo,
+                "SELECT now() - pg_last_xact_replay_timestamp() > interval '300 ms'");
+    static const char *const delay[] = {"{column: replay_delay_s, warning: \"> 60\"",
+                                        "{column: replay_delay_s, warning: \"> 0.1\"", NULL};
+    doc = lowered_on("lowered-standby.yaml", "replication_lag.yaml", "check-replication-lag",
+                     delay);
+    standby = json_array_get(json_object_get(doc, "queries"), 1);
+    assert_string_equal(status_of(standby), "warning");
+    row = json_array_get(json_object_get(standby, "rows"), 0);
+    assert_true(json_is_true(json_object_get(row, "in_recovery")));
+    assert_true(num(row, "replay_delay_s") > 0.1);
+    assert_string_equal(status_of(json_array_get(json_object_get(doc, "queries"), 0)), "ok");
+    json_decref(doc);
+    stop_standby();
 }
 
 static void test_wraparound(void **state)
@@ -635,16 +769,9 @@ static void test_connections(void **state)
 /* Restart the server (as the harness started it) to load a library. */
 static void restart_server(void)
 {
-    char cmd[2048], *out = NULL;
-    snprintf(cmd, sizeof cmd,
-             "bindir=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}; "
-             "if [ \"$(id -u)\" = 0 ]; then runuser -u pgrtest -- \"$bindir/pg_ctl\" -D %s/data "
-             "-l %s/server.log -w -t 60 restart; else \"$bindir/pg_ctl\" -D %s/data "
-             "-l %s/server.log -w -t 60 restart; fi",
-             pg.dir, pg.dir, pg.dir, pg.dir);
-    if (run_capture(cmd, &out) != 0)
-        fail_msg("restart failed: %s", out);
-    free(out);
+    char args[1024];
+    snprintf(args, sizeof args, "-D %s/data -l %s/server.log -w -t 60 restart", pg.dir, pg.dir);
+    pg_tool("pg_ctl", args);
 }
 
 static void test_top_queries(void **state)
