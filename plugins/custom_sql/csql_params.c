@@ -98,9 +98,8 @@ static int parse_version(const json_t *v, bool upper, int *out)
     if (!json_is_string(v))
         return -1;
     int a = -1, b = -1, c = -1, n = 0;
-    char tail;
-    int k = sscanf(json_string_value(v), "%d%n.%d%n.%d%n %c", &a, &n, &b, &n, &c, &n, &tail);
-    (void)k;
+    if (sscanf(json_string_value(v), "%d%n.%d%n.%d%n", &a, &n, &b, &n, &c, &n) < 1)
+        return -1;
     if (a < 0 || json_string_value(v)[n] != '\0')
         return -1;
     if (a >= 10) {
@@ -175,9 +174,11 @@ static int parse_thresholds(const json_t *v, csql_query *q, const char *where, c
         return 0;
     if (json_is_object(v)) {
         q->thresholds = calloc(1, sizeof *q->thresholds);
+        if (!q->thresholds)
+            abort();
         q->n_thresholds = 1;
         snprintf(w, sizeof w, "%s: thresholds", where);
-        return q->thresholds ? parse_threshold(v, q->thresholds, w, err, errlen) : -1;
+        return parse_threshold(v, q->thresholds, w, err, errlen);
     }
     if (!json_is_array(v)) {
         snprintf(err, errlen, "%s: thresholds: expected a list of {column|rows, warning, critical}",

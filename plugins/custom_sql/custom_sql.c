@@ -501,38 +501,60 @@ static int open_savepoint(run_ctx *c, char **err)
     return exec_command(c->conn, sql, err);
 }
 
+static json_t *not_run(const csql_query *q, const char *status, const char *key,
+                       const char *text)
+{
+    return json_pack("{s:s, s:s, s:s}", "name", q->name, "status", status, key, text);
+}
+
+/* Inside the query's savepoint: the gates, the query, the names of its
+ * column types (looked up while the savepoint still guards the
+ * transaction). Returns a skip reason (caller frees) or NULL when it ran. */
+static char *guarded_query(run_ctx *c, const csql_query *q, query_out *o)
+{
+    char *skip = skip_reason(c, q);
+    if (skip)
+        return skip;
+    execute(c, q, o);
+    for (int i = 0; !o->error && i < o->n_cols; i++)
+        type_name_of(c, o->oids[i]);
+    return NULL;
+}
+
 static json_t *run_query(run_ctx *c, const csql_query *q)
 {
     if (c->host->cancelled(c->task) || c->conn_lost)
-        return json_pack("{s:s, s:s, s:s}", "name", q->name, "status", "unknown", "error",
-                         c->conn_lost ? "not run: the connection was lost"
-                                      : "not run: the task was cancelled");
-    char *skip = skip_reason(c, q);
-    if (skip) {
-        bool skipped = strncmp(skip, "skipped:", 8) == 0;
-        json_t *d = json_pack("{s:s, s:s, s:s}", "name", q->name, "status",
-                              skipped ? "skipped" : "unknown", skipped ? "message" : "error", skip);
-        free(skip);
-        return d;
-    }
+        return not_run(q, "unknown", "error",
+                       c->conn_lost ? "not run: the connection was lost"
+                                    : "not run: the task was cancelled");
     query_out o = {.status = CSQL_OK, .rows = json_array(),
                    .critical = json_array(), .warning = json_array()};
-    char *err = NULL;
+    char *err = NULL, *skip = NULL;
     int64_t start = now_ms();
     if (open_savepoint(c, &err) < 0) {
         o.error = format("query %s: cannot set a savepoint: %s", q->name, err);
         free(err);
     } else {
-        execute(c, q, &o);
-        const char *end =
-            o.error ? "ROLLBACK TO SAVEPOINT custom_sql_query" : "RELEASE SAVEPOINT custom_sql_query";
-        exec_command(c->conn, end, NULL);
+        skip = guarded_query(c, q, &o);
+        /* keep what a query wrote (read_only: false) unless something failed */
+        bool failed = skip || o.error || PQtransactionStatus(c->conn) == PQTRANS_INERROR;
+        exec_command(c->conn,
+                     failed ? "ROLLBACK TO SAVEPOINT custom_sql_query"
+                            : "RELEASE SAVEPOINT custom_sql_query",
+                     NULL);
     }
     if (PQstatus(c->conn) != CONNECTION_OK)
         c->conn_lost = true;
-    if (o.error)
-        o.status = CSQL_UNKNOWN;
-    json_t *d = query_document(c, q, &o, now_ms() - start);
+    json_t *d;
+    if (skip) {
+        bool skipped = strncmp(skip, "skipped:", 8) == 0;
+        d = not_run(q, skipped ? "skipped" : "unknown", skipped ? "message" : "error", skip);
+        free(skip);
+    } else {
+        if (o.error)
+            o.status = CSQL_UNKNOWN;
+        d = query_document(c, q, &o, now_ms() - start);
+    }
     query_out_free(&o);
     return d;
 }
