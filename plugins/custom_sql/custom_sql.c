@@ -55,6 +55,7 @@ typedef struct run_ctx {
     int64_t statement_timeout_ms; /* of the current query: capped by the task's time left */
     bool joined;                  /* running inside the host's transaction (store) */
     bool conn_lost;
+    char *lost_reason;            /* what the query that lost the connection said */
     type_name *types; /* cache of format_type() answers for this run */
     size_t n_types;
 } run_ctx;
@@ -543,8 +544,10 @@ static json_t *run_query(run_ctx *c, const csql_query *q)
                             : "RELEASE SAVEPOINT custom_sql_query",
                      NULL);
     }
-    if (PQstatus(c->conn) != CONNECTION_OK)
+    if (PQstatus(c->conn) != CONNECTION_OK && !c->conn_lost) {
         c->conn_lost = true;
+        c->lost_reason = o.error ? xstrdup_plugin(o.error) : conn_error(c->conn);
+    }
     json_t *d;
     if (skip) {
         bool skipped = strncmp(skip, "skipped:", 8) == 0;
@@ -656,9 +659,7 @@ static pgr_outcome finish(run_ctx *c, json_t *queries, bool end_tx)
     free(text);
     json_decref(doc);
     if (c->conn_lost) {
-        char *m = conn_error(c->conn);
-        pgr_messagef(c->host, c->task, "connection lost: %s", m);
-        free(m);
+        pgr_messagef(c->host, c->task, "connection lost: %s", c->lost_reason);
         return PGR_RETRY;
     }
     if (c->host->cancelled(c->task)) {
@@ -711,6 +712,7 @@ static pgr_outcome custom_sql_run(const pgr_host *host, pgr_task *task, void *da
                  .params = &params,
                  .server_version = PQserverVersion(conn)};
     pgr_outcome out = run_all(&c);
+    free(c.lost_reason);
     for (size_t i = 0; i < c.n_types; i++)
         free(c.types[i].name);
     free(c.types);

@@ -529,6 +529,30 @@ static void test_no_connection_retries(void **state)
     json_decref(env);
 }
 
+static void test_connection_lost_retries(void **state)
+{
+    (void)state;
+    /* The query ends its own session: the task asks for a retry, says why,
+     * and the queries after it are not run. */
+    json_t *env;
+    char *err;
+    assert_int_equal(exec_plugin("t",
+                                 "{\"queries\": [{\"name\": \"kill\", \"sql\": \"SELECT "
+                                 "pg_terminate_backend(pg_backend_pid())\"}, {\"name\": \"b\", "
+                                 "\"sql\": \"SELECT 1\"}]}",
+                                 "--envelope", &env, &err),
+                     1);
+    assert_string_equal(str_of(env, "outcome"), "retry");
+    assert_string_equal(str_of(env, "message"), "connection lost: query kill: terminating "
+                                                "connection due to administrator command");
+    json_t *doc = json_object_get(env, "result");
+    assert_string_equal(str_of(query_named(doc, "kill"), "sqlstate"), "57P01");
+    assert_string_equal(str_of(query_named(doc, "b"), "error"),
+                        "not run: the connection was lost");
+    free(err);
+    json_decref(env);
+}
+
 static void test_task_timeout_caps_statements(void **state)
 {
     (void)state;
@@ -589,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_truncation),        cmocka_unit_test(test_thresholds),
         cmocka_unit_test(test_version_gates),     cmocka_unit_test(test_invalid_params),
         cmocka_unit_test(test_no_connection_retries),
+        cmocka_unit_test(test_connection_lost_retries),
         cmocka_unit_test(test_task_timeout_caps_statements),
         cmocka_unit_test(test_store_connection),
     };
