@@ -45,7 +45,7 @@ typedef struct type_name {
     char *name;
 } type_name;
 
-/* Everything one run needs, on the stack of csql_run. */
+/* Everything one run needs, on the stack of custom_sql_run. */
 typedef struct run_ctx {
     const pgr_host *host;
     pgr_task *task;
@@ -62,7 +62,6 @@ typedef struct run_ctx {
 
 /* What one query produced while its rows were read. */
 typedef struct query_out {
-    json_t *columns;  /* [{name, type}] */
     json_t *rows;     /* at most max_rows row objects */
     json_t *critical; /* the rows (or the count) behind each critical, at most max_rows */
     json_t *warning;  /* ... and behind each warning */
@@ -403,7 +402,7 @@ static void execute(run_ctx *c, const csql_query *q, query_out *o)
         for (size_t i = 0; i < q->n_thresholds && !o->error; i++)
             if (q->thresholds[i].column)
                 o->error = format("query %s: threshold on column \"%s\", but the statement "
-                                  "returns no rows",
+                                  "returns no columns",
                                   q->name, q->thresholds[i].column);
     }
     if (!o->error)
@@ -439,7 +438,6 @@ static char *skip_reason(run_ctx *c, const csql_query *q)
 
 static void query_out_free(query_out *o)
 {
-    json_decref(o->columns);
     json_decref(o->rows);
     json_decref(o->critical);
     json_decref(o->warning);
