@@ -112,7 +112,7 @@ static void print_line(const once_task *t)
                                                                      : "did not run"));
     if (ok && r->message)
         json_object_set_new(o, "message", json_string(r->message));
-    char *s = json_dumps(o, JSON_COMPACT);
+    char *s = json_dumps(o, JSON_COMPACT | PGR_JSON_REAL);
     puts(s);
     fflush(stdout);
     free(s);

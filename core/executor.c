@@ -121,7 +121,7 @@ static int read_all(int fd, void *buf, size_t len)
 /* Send `o` as one frame. Returns 0 or -1 (peer gone). */
 static int send_frame(int fd, const json_t *o)
 {
-    char *s = json_dumps(o, JSON_COMPACT);
+    char *s = json_dumps(o, JSON_COMPACT | PGR_JSON_REAL);
     if (!s)
         return -1;
     size_t len = strlen(s);

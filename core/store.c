@@ -636,7 +636,7 @@ static void replace_nul_escapes(char *s)
  * jsonb. Caller frees. */
 static char *dump(json_t *j)
 {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | PGR_JSON_REAL);
     if (!s) {
         fprintf(stderr, "pgreviewer: out of memory (json_dumps)\n");
         abort();
