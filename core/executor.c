@@ -611,6 +611,7 @@ struct exec_pool {
     const plugin_registry *reg;
     executor *ex;
     int n;
+    int wake_fd; /* -1, or a descriptor whose readability ends pool_wait() */
 };
 
 static int spawn(exec_pool *pool, int i, char *err, size_t errlen)
@@ -648,6 +649,7 @@ exec_pool *pool_new(const pgr_config *cfg, const plugin_registry *reg, int proce
     pool->cfg = cfg;
     pool->reg = reg;
     pool->n = processes > 0 ? processes : 1;
+    pool->wake_fd = -1;
     pool->ex = xcalloc((size_t)pool->n, sizeof *pool->ex);
     for (int i = 0; i < pool->n; i++)
         pool->ex[i].fd = -1;
@@ -801,10 +803,10 @@ static int64_t enforce_deadlines(exec_pool *pool)
 int pool_wait(exec_pool *pool, exec_result **out, int64_t timeout_ms)
 {
     *out = NULL;
-    if (pool_busy(pool) == 0 && timeout_ms < 0)
+    if (pool_busy(pool) == 0 && timeout_ms < 0 && pool->wake_fd < 0)
         return -1;
     int64_t end = timeout_ms >= 0 ? mono_ms() + timeout_ms : -1;
-    struct pollfd *pfd = xcalloc((size_t)pool->n, sizeof *pfd);
+    struct pollfd *pfd = xcalloc((size_t)pool->n + 1, sizeof *pfd);
     int rc = 0;
     for (;;) {
         int64_t wait = enforce_deadlines(pool);
@@ -820,7 +822,10 @@ int pool_wait(exec_pool *pool, exec_result **out, int64_t timeout_ms)
             pfd[i].events = POLLIN;
             pfd[i].revents = 0;
         }
-        int n = poll(pfd, (nfds_t)pool->n, wait > INT32_MAX ? INT32_MAX : (int)wait);
+        pfd[pool->n].fd = pool->wake_fd;
+        pfd[pool->n].events = POLLIN;
+        pfd[pool->n].revents = 0;
+        int n = poll(pfd, (nfds_t)pool->n + 1, wait > INT32_MAX ? INT32_MAX : (int)wait);
         if (n < 0) {
             if (errno == EINTR)
                 break; /* let the caller look at its signal flags */
@@ -852,11 +857,18 @@ int pool_wait(exec_pool *pool, exec_result **out, int64_t timeout_ms)
             rc = 1;
             break;
         }
+        if (pfd[pool->n].revents)
+            break; /* the wake descriptor: the caller has something to do */
         if (end >= 0 && mono_ms() >= end)
             break;
     }
     free(pfd);
     return rc;
+}
+
+void pool_set_wake_fd(exec_pool *pool, int fd)
+{
+    pool->wake_fd = fd;
 }
 
 void pool_cancel_all(exec_pool *pool)
