@@ -1411,3 +1411,77 @@ int store_retention(store *s, int64_t max_age_ms, int per_task, int batch,
         *stats = st;
     return 0;
 }
+
+/* ---- worker helpers (batched; see store.h) --------------------------------- */
+
+/* Run an UPDATE over `ids` whose result is one count. Returns it, or -1. */
+static int ids_update(store *s, const char *what, const char *sql, const int64_t *ids, size_t n,
+                      char *err, size_t errlen)
+{
+    if (n == 0)
+        return 0;
+    char *arr = id_array(ids, n);
+    const char *pv[] = {arr};
+    PGresult *r = run(s, what, sql, 1, pv, err, errlen);
+    free(arr);
+    if (!r)
+        return -1;
+    int count = gint(r, 0, 0);
+    PQclear(r);
+    return count;
+}
+
+int store_exec_unstart(store *s, const int64_t *ids, size_t n, char *err, size_t errlen)
+{
+    return ids_update(
+        s, "giving back started executions",
+        "WITH e AS (UPDATE task_executions SET status = 'queued', attempt = attempt - 1, "
+        "  started_at = NULL, worker = NULL, updated_at = now() "
+        "  WHERE id = ANY($1::bigint[]) AND status = 'running' RETURNING id, attempt + 1 AS a), "
+        "d AS (DELETE FROM execution_attempts x USING e WHERE x.execution_id = e.id "
+        "  AND x.attempt = e.a AND x.finished_at IS NULL) "
+        "SELECT count(*) FROM e",
+        ids, n, err, errlen);
+}
+
+int store_exec_reopen(store *s, const int64_t *ids, size_t n, char *err, size_t errlen)
+{
+    return ids_update(
+        s, "reopening failed executions",
+        "WITH e AS (UPDATE task_executions SET status = 'queued', completed_at = NULL, "
+        "  queued_at = now(), max_attempts = greatest(max_attempts, attempt + 1), "
+        "  updated_at = now() WHERE id = ANY($1::bigint[]) AND status = 'failed' RETURNING id) "
+        "SELECT count(*) FROM e",
+        ids, n, err, errlen);
+}
+
+int store_plugin_states_get(store *s, const int64_t *task_ids, const char *const *plugins,
+                            size_t n, char **json, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++)
+        json[i] = NULL;
+    if (n == 0)
+        return 0;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:i, s:I, s:s?}", "ord", (int)i, "tid",
+                                             (json_int_t)task_ids[i], "plugin", plugins[i]));
+    char *text = dump(arr);
+    json_decref(arr);
+    const char *pv[] = {text};
+    PGresult *r = run(s, "reading plugin state",
+                      "SELECT i.ord, p.state::text FROM jsonb_to_recordset($1::jsonb) "
+                      " AS i(ord int, tid bigint, plugin text) "
+                      "JOIN plugin_state p ON p.scheduled_task_id = i.tid AND p.plugin = i.plugin",
+                      1, pv, err, errlen);
+    free(text);
+    if (!r)
+        return -1;
+    for (int row = 0; row < PQntuples(r); row++) {
+        int ord = gint(r, row, 0);
+        if (ord >= 0 && (size_t)ord < n && !json[ord])
+            json[ord] = gstr(r, row, 1);
+    }
+    PQclear(r);
+    return 0;
+}
