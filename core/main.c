@@ -14,6 +14,7 @@
 #include "queue.h"
 #include "runtime.h"
 #include "store.h"
+#include "worker.h"
 
 static const char usage[] =
     "usage: pgreviewer [--config PATH] COMMAND [ARGS]\n"
@@ -39,6 +40,8 @@ static const char usage[] =
     "       | remove NAME | history NAME [--limit N]      (add --json for scripts)\n"
     "  execution show ID       an execution's status, attempts and result\n"
     "  queue stats [--json] | dead list [--json] | dead retry ID|--all | dead purge\n"
+    "  worker [--processes N] [--prefetch N] [--lease DURATION]\n"
+    "                          run queued tasks in N executors until SIGTERM/SIGINT\n"
     "\n"
     "Options:\n"
     "  --config PATH           main configuration file (default: $PGREVIEWER_CONFIG or\n"
@@ -128,6 +131,8 @@ int main(int argc, char **argv)
         rc = with_config(config_path, true, cmd_task, n - 1, args + 1);
     } else if (!strcmp(cmd, "execution")) {
         rc = with_config(config_path, false, cmd_execution, n - 1, args + 1);
+    } else if (!strcmp(cmd, "worker")) {
+        rc = cmd_worker(config_path, n - 1, args + 1);
     } else if (!strcmp(cmd, "queue")) {
         rc = with_config(config_path, false, cmd_queue, n - 1, args + 1);
     } else {
