@@ -575,8 +575,14 @@ static void submit_ready(worker *w)
                 break;
             }
         }
+        int64_t lag = wall_us() - it->lease.ready_us;
         if (w->o.on_start)
-            w->o.on_start(w->o.hook_arg, it->id, wall_us() - it->lease.ready_us);
+            w->o.on_start(w->o.hook_arg, it->id, lag);
+        if (log_enabled(LOG_DEBUG)) {
+            log_set_task(it->id, it->task, it->attempt);
+            log_debug("handed to an executor, %lld us after it was ready", (long long)lag);
+            log_clear_task();
+        }
         any = true;
     }
     if (any)
