@@ -370,10 +370,56 @@ static void test_cli_usage_and_missing_store(void **state)
     wt_done(&f);
 }
 
+/* ---- run --once records its runs in the store ------------------------------ */
+
+static void test_run_once_records(void **state)
+{
+    (void)state;
+    wfx f;
+    wt_init(&f, WORKERS_1, NO_RETRY,
+            "  - {name: ok, type: example, params: {mode: succeed}}\n"
+            "  - {name: fl, type: example, params: {mode: flaky, succeed_on: 2}, "
+            "retry: {max_attempts: 3, initial: 10ms}}\n"
+            "  - {name: bad, type: example, params: {mode: fail}}\n");
+    char *out = NULL;
+    assert_int_equal(wt_cli(&f, &out, "run --once --task ok --task fl"), 0);
+    assert_non_null(strstr(out, "\"execution_id\":"));
+    free(out);
+    assert_int_equal(wt_cli(&f, &out, "run --once --task ok"), 0);
+    free(out);
+    assert_int_equal(wt_cli(&f, &out, "run --once --task bad"), 1);
+    free(out);
+    assert_int_equal(wt_ll(&f, "SELECT count(*) FROM task_executions WHERE task_name = 'ok' "
+                               "AND status = 'completed' AND trigger = 'manual'"),
+                     2);
+    /* The plugin state was read before each run and saved after it. */
+    char *st = wt_text(&f, "SELECT p.state->>'runs' FROM plugin_state p JOIN scheduled_tasks t "
+                           "ON t.id = p.scheduled_task_id WHERE t.name = 'ok'");
+    assert_string_equal(st, "2");
+    free(st);
+    char *outs = wt_text(&f, "SELECT string_agg(a.outcome, ',' ORDER BY a.attempt) FROM "
+                             "execution_attempts a JOIN task_executions e ON e.id = a.execution_id "
+                             "WHERE e.task_name = 'fl'");
+    assert_string_equal(outs, "retry,success");
+    free(outs);
+    char *err = wt_text(&f, "SELECT error_message FROM task_executions WHERE task_name = 'bad'");
+    assert_string_equal(err, "failed on purpose");
+    free(err);
+    assert_int_equal(wt_ll(&f, "SELECT count(*) FROM analysis_results"), 3);
+    assert_int_equal(wt_cli(&f, &out, "task history ok"), 0);
+    int lines = 0;
+    for (char *p = out; (p = strstr(p, "completed")); p++)
+        lines++;
+    assert_int_equal(lines, 2);
+    free(out);
+    wt_done(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cli_usage_and_missing_store),
+        cmocka_unit_test(test_run_once_records),
         cmocka_unit_test(test_priority_order),
         cmocka_unit_test(test_retry_schedule),
         cmocka_unit_test(test_dead_letter_redrive),
