@@ -578,12 +578,16 @@ static void executor_main(int fd, const pgr_config *cfg, const plugin_registry *
             break; /* the pool closed our socket: exit */
         json_t *done = run_job(cfg, reg, slots, fd, job);
         json_decref(job);
+        /* Recycling is announced in the last result, so the pool never
+         * hands a job to an executor that is about to exit. */
+        bool last = (max_tasks > 0 && done_tasks + 1 >= max_tasks) ||
+                    (cfg->workers.max_memory_per_process > 0 &&
+                     rss_bytes() > cfg->workers.max_memory_per_process);
+        if (last)
+            json_object_set_new(done, "retire", json_true());
         int rc = send_frame(fd, done);
         json_decref(done);
-        if (rc < 0)
-            break;
-        if (cfg->workers.max_memory_per_process > 0 &&
-            rss_bytes() > cfg->workers.max_memory_per_process)
+        if (rc < 0 || last)
             break; /* recycle: the pool starts a fresh executor */
     }
     for (size_t i = 0; i < reg->n_plugins; i++)
@@ -776,6 +780,21 @@ static exec_result *parse_done(executor *e, json_t *f)
     return r;
 }
 
+/* The executor at index i announced it is exiting (recycling): reap it and
+ * start a fresh one. */
+static void retire(exec_pool *pool, int i)
+{
+    executor *e = &pool->ex[i];
+    int status = 0;
+    close(e->fd);
+    e->fd = -1;
+    while (waitpid(e->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    char err[256];
+    if (spawn(pool, i, err, sizeof err) < 0)
+        log_error("cannot start a replacement executor: %s", err);
+}
+
 /* Signal overrunning tasks; returns ms until the next deadline (or -1). */
 static int64_t enforce_deadlines(exec_pool *pool)
 {
@@ -851,6 +870,8 @@ int pool_wait(exec_pool *pool, exec_result **out, int64_t timeout_ms)
                         "timed out after %s", format_duration_ms((*out)->job->timeout_ms, d, sizeof d));
                 }
             }
+            if (json_is_true(json_object_get(f, "retire")))
+                retire(pool, i);
             json_decref(f);
         }
         if (*out) {
