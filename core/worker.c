@@ -1,20 +1,26 @@
 /*
  * worker.c - the worker supervisor; see worker.h and docs/worker.md.
  *
- * Two threads. The fetcher thread owns its own queue handle and store
- * connection: it leases items (blocking, so an idle worker sleeps in
- * Redis), starts them in the store in one statement, reads their plugin
- * state in one more, and passes ready jobs to the supervisor's thread
- * through a mutex-protected list and an eventfd. The supervisor's thread
- * owns the executor pool, a second queue handle and store connection: it
- * hands jobs to idle executors, collects outcomes, and writes them in
- * batches (store first, then the queue), so a crash between the two only
- * ever causes a redelivery that the store recognises as finished.
+ * Three threads, each with its own queue handle and store connection (a
+ * memory queue is shared: it is thread-safe):
+ *   - the fetcher leases items (blocking, so an idle worker sleeps in
+ *     Redis), starts them in the store in one statement, reads their
+ *     plugin state in one more, and passes ready jobs on through a
+ *     mutex-protected list and an eventfd;
+ *   - the supervisor's thread owns the executor pool: it hands jobs to
+ *     idle executors, turns outcomes into decisions (completed, retry at a
+ *     due time, dead) and keeps the leases of ready and running items
+ *     alive;
+ *   - the writer writes decisions as a group commit: the store first (one
+ *     statement for the whole batch), then one ack, nack and dead call.
+ *     While it writes, the next batch accumulates, so batches grow with
+ *     the load and executors never wait for a commit.
+ * Store before queue: a crash between the two only ever causes a
+ * redelivery that the store recognises as finished.
  *
  * Every item the worker holds is in exactly one place: the fetcher (being
- * started), the hand-off list, the ready list, an executor (running), or
- * the finish batch; the heartbeat covers all but the first, whose leases
- * are fresh.
+ * started), the hand-off list, the ready list, an executor, or the
+ * writer's inbox or backlog.
  */
 #include "worker.h"
 
@@ -68,6 +74,24 @@ typedef struct fin {
     bool done;
 } fin;
 
+/* The writer thread's state: outcomes come in through `in` (under mu);
+ * the backlog `fins` is the thread's own. */
+typedef struct writer {
+    pthread_t th;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    fin *in;
+    size_t n_in, cap_in;
+    bool stop;
+    fin *fins;
+    size_t n_fin, cap_fin;
+    int64_t retry_at, backoff, next_hb; /* mono ms */
+    store *s;
+    queue *q;
+    bool own_q;
+} writer;
+
 typedef struct policy {
     int64_t task_id;
     cfg_retry retry;
@@ -99,13 +123,10 @@ struct worker {
     witem *ready_head, *ready_tail;
     int n_ready;
     witem **running;
-    fin *fins;
-    size_t n_fin, cap_fin;
-    int64_t fin_first;       /* mono ms of the oldest unwritten outcome */
-    int64_t flush_retry_at;  /* mono ms: after a failed flush */
-    int64_t flush_backoff;
     int64_t next_hb;
     uint64_t rng;
+
+    writer wr;
 
     /* the fetcher thread only */
     policy *pol;
@@ -589,20 +610,6 @@ static void submit_ready(worker *w)
         update_gauges(w);
 }
 
-static fin *fin_add(worker *w)
-{
-    if (w->n_fin == w->cap_fin) {
-        w->cap_fin = w->cap_fin ? w->cap_fin * 2 : 64;
-        w->fins = xrealloc(w->fins, w->cap_fin * sizeof *w->fins);
-    }
-    if (w->n_fin == 0)
-        w->fin_first = mono_ms();
-    fin *f = &w->fins[w->n_fin++];
-    memset(f, 0, sizeof *f);
-    f->stored = w->o.no_store;
-    return f;
-}
-
 static void record_attempt(worker *w, const exec_result *r)
 {
     int b = 0;
@@ -621,6 +628,20 @@ static const char *attempt_outcome(exec_outcome o)
     return o == EXEC_CRASHED ? "crashed" : o == EXEC_TIMEOUT ? "timeout" : NULL;
 }
 
+/* Hand an outcome to the writer thread. */
+static void writer_push(worker *w, const fin *f)
+{
+    writer *wr = &w->wr;
+    pthread_mutex_lock(&wr->mu);
+    if (wr->n_in == wr->cap_in) {
+        wr->cap_in = wr->cap_in ? wr->cap_in * 2 : 64;
+        wr->in = xrealloc(wr->in, wr->cap_in * sizeof *wr->in);
+    }
+    wr->in[wr->n_in++] = *f;
+    pthread_cond_signal(&wr->cv);
+    pthread_mutex_unlock(&wr->mu);
+}
+
 /* Decide what an outcome means: completed, retry later, or dead. */
 static void on_result(worker *w, exec_result *r)
 {
@@ -630,52 +651,57 @@ static void on_result(worker *w, exec_result *r)
     it->slot = -1;
     unreserve(w, 1);
     record_attempt(w, r);
-    fin *f = fin_add(w);
-    f->it = it;
-    f->outcome = r->outcome;
+    fin f = {0};
+    f.stored = w->o.no_store;
+    f.it = it;
+    f.outcome = r->outcome;
     const char *msg = r->message ? r->message : exec_outcome_name(r->outcome);
     log_set_task(it->id, it->task, it->attempt);
     if (w->cut && r->outcome != EXEC_SUCCESS) {
-        f->status = STORE_SCHEDULED;
-        f->att_outcome = "cancelled";
-        f->error = xstrdup("cancelled: the worker shut down; it will run again");
-        f->op = Q_NACK;
-        f->due_ms = wall_ms();
-        log_warning("%s", f->error);
+        f.status = STORE_SCHEDULED;
+        f.att_outcome = "cancelled";
+        f.error = xstrdup("cancelled: the worker shut down; it will run again");
+        f.op = Q_NACK;
+        f.due_ms = wall_ms();
+        log_warning("%s", f.error);
     } else if (r->outcome == EXEC_SUCCESS) {
-        f->status = STORE_COMPLETED;
-        f->result_json = dumps_or_null(r->result);
-        f->state_json = it->plugin ? dumps_or_null(r->state) : NULL;
-        f->op = Q_ACK;
+        f.status = STORE_COMPLETED;
+        f.result_json = dumps_or_null(r->result);
+        f.state_json = it->plugin ? dumps_or_null(r->state) : NULL;
+        f.op = Q_ACK;
         log_debug("completed in %lld ms", (long long)r->duration_ms);
     } else if (exec_outcome_retryable(r->outcome) && it->attempt < it->max_attempts) {
         int64_t delay = queue_backoff_ms(&it->retry, it->attempt, &w->rng);
-        f->status = STORE_SCHEDULED;
-        f->att_outcome = attempt_outcome(r->outcome);
-        f->error = xstrdup(msg);
-        f->op = Q_NACK;
-        f->due_ms = wall_ms() + delay;
+        f.status = STORE_SCHEDULED;
+        f.att_outcome = attempt_outcome(r->outcome);
+        f.error = xstrdup(msg);
+        f.op = Q_NACK;
+        f.due_ms = wall_ms() + delay;
         log_warning("attempt %d of %d: %s: %s; retrying in %lld ms", it->attempt,
                     it->max_attempts, exec_outcome_name(r->outcome), msg, (long long)delay);
     } else {
-        f->status = STORE_FAILED;
-        f->att_outcome = attempt_outcome(r->outcome);
-        f->error = xasprintf("%s (attempt %d of %d)", msg, it->attempt, it->max_attempts);
-        f->op = Q_DEAD;
-        log_error("failed: %s", f->error);
+        f.status = STORE_FAILED;
+        f.att_outcome = attempt_outcome(r->outcome);
+        f.error = xasprintf("%s (attempt %d of %d)", msg, it->attempt, it->max_attempts);
+        f.op = Q_DEAD;
+        log_error("failed: %s", f.error);
     }
     log_clear_task();
     exec_result_free(r);
+    writer_push(w, &f);
 }
+
+/* ---------------------------------------------------------- the writer */
 
 /* Write unstored outcomes in one store statement. Returns 0 or -1. */
 static int flush_store(worker *w)
 {
-    store_finish *items = xcalloc(w->n_fin, sizeof *items);
-    fin **of = xcalloc(w->n_fin, sizeof *of);
+    writer *wr = &w->wr;
+    store_finish *items = xcalloc(wr->n_fin, sizeof *items);
+    fin **of = xcalloc(wr->n_fin, sizeof *of);
     size_t k = 0;
-    for (size_t i = 0; i < w->n_fin; i++) {
-        fin *f = &w->fins[i];
+    for (size_t i = 0; i < wr->n_fin; i++) {
+        fin *f = &wr->fins[i];
         if (f->stored)
             continue;
         items[k] = (store_finish){f->it->id, f->status, f->att_outcome, f->result_json,
@@ -686,7 +712,7 @@ static int flush_store(worker *w)
     if (k) {
         store_finish_rc *frc = xcalloc(k, sizeof *frc);
         char err[512];
-        rc = store_finish_batch(w->ms, items, k, frc, err, sizeof err);
+        rc = store_finish_batch(wr->s, items, k, frc, err, sizeof err);
         if (rc < 0) {
             log_error("writing %zu outcomes to the store: %s; will try again", k, err);
         } else {
@@ -697,7 +723,9 @@ static int flush_store(worker *w)
                     of[j]->op = Q_ACK; /* finished elsewhere: drop ours */
                     dup++;
                 } else {
-                    done[of[j]->status == STORE_COMPLETED ? 0 : of[j]->status == STORE_FAILED ? 1 : 2]++;
+                    done[of[j]->status == STORE_COMPLETED ? 0
+                         : of[j]->status == STORE_FAILED  ? 1
+                                                          : 2]++;
                 }
             }
             pthread_mutex_lock(&w->smu);
@@ -717,14 +745,15 @@ static int flush_store(worker *w)
 /* One queue call for every stored outcome of kind `op`. Returns 0 or -1. */
 static int flush_queue_op(worker *w, qop op)
 {
-    queue_lease *ls = xcalloc(w->n_fin, sizeof *ls);
-    int64_t *delay = xcalloc(w->n_fin, sizeof *delay);
-    const char **why = xcalloc(w->n_fin, sizeof *why);
-    fin **of = xcalloc(w->n_fin, sizeof *of);
+    writer *wr = &w->wr;
+    queue_lease *ls = xcalloc(wr->n_fin, sizeof *ls);
+    int64_t *delay = xcalloc(wr->n_fin, sizeof *delay);
+    const char **why = xcalloc(wr->n_fin, sizeof *why);
+    fin **of = xcalloc(wr->n_fin, sizeof *of);
     size_t k = 0;
     int64_t now = wall_ms();
-    for (size_t i = 0; i < w->n_fin; i++) {
-        fin *f = &w->fins[i];
+    for (size_t i = 0; i < wr->n_fin; i++) {
+        fin *f = &wr->fins[i];
         if (!f->stored || f->done || f->op != op)
             continue;
         ls[k] = f->it->lease;
@@ -735,9 +764,9 @@ static int flush_queue_op(worker *w, qop op)
     int rc = 0;
     if (k) {
         char err[512];
-        rc = op == Q_ACK    ? queue_ack(w->mq, ls, k, err, sizeof err)
-             : op == Q_NACK ? queue_nack(w->mq, ls, k, delay, err, sizeof err)
-                            : queue_dead(w->mq, ls, k, why, err, sizeof err);
+        rc = op == Q_ACK    ? queue_ack(wr->q, ls, k, err, sizeof err)
+             : op == Q_NACK ? queue_nack(wr->q, ls, k, delay, err, sizeof err)
+                            : queue_dead(wr->q, ls, k, why, err, sizeof err);
         if (rc < 0)
             log_error("queue: %s of %zu items: %s; will try again",
                       op == Q_ACK ? "ack" : op == Q_NACK ? "retry" : "dead-letter", k, err);
@@ -751,11 +780,12 @@ static int flush_queue_op(worker *w, qop op)
     return rc < 0 ? -1 : 0;
 }
 
-/* Write the batch: store first, then the queue. Failures keep what is
- * left for the next call, after a back-off. */
+/* Write the backlog: store first, then the queue. What fails stays for
+ * the next call, after a back-off. */
 static void flush(worker *w)
 {
-    if (w->n_fin == 0)
+    writer *wr = &w->wr;
+    if (wr->n_fin == 0)
         return;
     int rc = 0;
     if (!w->o.no_store)
@@ -766,43 +796,116 @@ static void flush(worker *w)
         rc = a < 0 || b < 0 || c < 0 ? -1 : 0;
     }
     size_t keep = 0;
-    for (size_t i = 0; i < w->n_fin; i++) {
-        fin *f = &w->fins[i];
+    for (size_t i = 0; i < wr->n_fin; i++) {
+        fin *f = &wr->fins[i];
         if (f->done) {
             if (w->o.on_finish)
                 w->o.on_finish(w->o.hook_arg, f->it->id, f->outcome);
             fin_clear(f);
         } else {
-            w->fins[keep++] = *f;
+            wr->fins[keep++] = *f;
         }
     }
-    w->n_fin = keep;
+    wr->n_fin = keep;
     if (rc < 0) {
-        w->flush_backoff = w->flush_backoff ? (w->flush_backoff * 2 > 2000 ? 2000
-                                                                           : w->flush_backoff * 2)
-                                            : 50;
-        w->flush_retry_at = mono_ms() + w->flush_backoff;
+        wr->backoff = wr->backoff ? (wr->backoff * 2 > 2000 ? 2000 : wr->backoff * 2) : 50;
+        wr->retry_at = mono_ms() + wr->backoff;
     } else {
-        w->flush_backoff = 0;
-        w->flush_retry_at = 0;
+        wr->backoff = 0;
+        wr->retry_at = 0;
     }
-    if (keep)
-        w->fin_first = mono_ms();
 }
 
-static bool flush_due(worker *w)
+/* Keep the leases of a backlog that cannot be written yet alive. */
+static void heartbeat_backlog(worker *w)
 {
-    if (w->n_fin == 0 || mono_ms() < w->flush_retry_at)
-        return false;
-    if (w->n_fin >= (size_t)w->o.flush_max || mono_ms() - w->fin_first >= w->o.flush_ms)
-        return true;
-    return pool_busy(w->pool) == 0 && w->n_ready == 0; /* idle: no reason to wait */
+    writer *wr = &w->wr;
+    wr->next_hb = mono_ms() + w->lease_ms / 3;
+    if (wr->n_fin == 0)
+        return;
+    queue_lease *ls = xcalloc(wr->n_fin, sizeof *ls);
+    for (size_t i = 0; i < wr->n_fin; i++)
+        ls[i] = wr->fins[i].it->lease;
+    char err[512];
+    if (queue_heartbeat(wr->q, ls, wr->n_fin, w->lease_ms, NULL, err, sizeof err) < 0)
+        log_warning("queue: heartbeat of %zu unwritten outcomes: %s", wr->n_fin, err);
+    free(ls);
 }
 
-/* Extend the lease of every item held past the fetcher. */
+/* Move the inbox into the backlog (up to flush_max). Caller holds wr->mu. */
+static void take_inbox(writer *wr, size_t max)
+{
+    size_t k = wr->n_in < max ? wr->n_in : max;
+    if (wr->n_fin + k > wr->cap_fin) {
+        wr->cap_fin = (wr->n_fin + k) * 2;
+        wr->fins = xrealloc(wr->fins, wr->cap_fin * sizeof *wr->fins);
+    }
+    memcpy(wr->fins + wr->n_fin, wr->in, k * sizeof *wr->in);
+    wr->n_fin += k;
+    memmove(wr->in, wr->in + k, (wr->n_in - k) * sizeof *wr->in);
+    wr->n_in -= k;
+}
+
+static void writer_wait(worker *w)
+{
+    writer *wr = &w->wr;
+    int64_t wait = 1000;
+    if (wr->n_fin) {
+        int64_t now = mono_ms();
+        int64_t a = wr->retry_at - now, b = wr->next_hb - now;
+        wait = a < b ? a : b;
+    }
+    if (wait <= 0)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += wait / 1000;
+    ts.tv_nsec += (wait % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&wr->cv, &wr->mu, &ts);
+}
+
+/* The writer thread: group commit. While one batch is being written the
+ * next accumulates, so batches grow with the load. */
+static void *write_main(void *arg)
+{
+    worker *w = arg;
+    writer *wr = &w->wr;
+    wr->next_hb = mono_ms() + w->lease_ms / 3;
+    for (;;) {
+        pthread_mutex_lock(&wr->mu);
+        while (wr->n_in == 0 && !wr->stop &&
+               !(wr->n_fin && (mono_ms() >= wr->retry_at || mono_ms() >= wr->next_hb)))
+            writer_wait(w);
+        take_inbox(wr, (size_t)w->o.flush_max);
+        bool stop = wr->stop && wr->n_in == 0;
+        pthread_mutex_unlock(&wr->mu);
+        if (wr->n_fin && mono_ms() >= wr->retry_at)
+            flush(w);
+        if (wr->n_fin && mono_ms() >= wr->next_hb)
+            heartbeat_backlog(w);
+        if (stop)
+            break;
+    }
+    for (int tries = 0; wr->n_fin && tries < 20; tries++) {
+        nap_ms(wr->backoff);
+        flush(w); /* store or queue down at shutdown: a few more tries */
+    }
+    if (wr->n_fin)
+        log_error("shutdown: %zu outcomes could not be written; their items will be "
+                  "redelivered when their leases expire", wr->n_fin);
+    return NULL;
+}
+
+/* ------------------------------------------------ the supervisor loop */
+
+/* Extend the lease of every item ready or running. */
 static void heartbeat(worker *w)
 {
-    size_t cap = (size_t)w->n_ready + (size_t)w->processes + w->n_fin;
+    size_t cap = (size_t)w->n_ready + (size_t)w->processes;
     queue_lease *ls = xcalloc(cap ? cap : 1, sizeof *ls);
     witem **its = xcalloc(cap ? cap : 1, sizeof *its);
     size_t k = 0;
@@ -811,8 +914,6 @@ static void heartbeat(worker *w)
     for (int i = 0; i < w->processes; i++)
         if (w->running[i])
             its[k++] = w->running[i];
-    for (size_t i = 0; i < w->n_fin; i++)
-        its[k++] = w->fins[i].it;
     for (size_t i = 0; i < k; i++)
         ls[i] = its[i]->lease;
     bool *held = xcalloc(k ? k : 1, sizeof *held);
@@ -833,26 +934,13 @@ static void heartbeat(worker *w)
     pthread_mutex_unlock(&w->smu);
 }
 
-static int64_t next_timeout(worker *w)
-{
-    int64_t now = mono_ms();
-    int64_t t = w->next_hb - now;
-    if (w->n_fin) {
-        int64_t f = w->fin_first + w->o.flush_ms - now;
-        if (w->flush_retry_at && w->flush_retry_at - now > f)
-            f = w->flush_retry_at - now;
-        if (f < t)
-            t = f;
-    }
-    return t < 0 ? 0 : t;
-}
-
 static void collect(worker *w, int64_t timeout)
 {
     exec_result *r = NULL;
     int rc = pool_wait(w->pool, &r, timeout);
     while (rc == 1) {
         on_result(w, r);
+        submit_ready(w); /* keep the executors busy first */
         rc = pool_wait(w->pool, &r, 0);
     }
     update_gauges(w);
@@ -872,8 +960,7 @@ static void give_back_ready(worker *w)
         ids[k] = it->id;
     }
     char err[512];
-    int back = queue_release(w->mq, ls, n, err, sizeof err);
-    if (back < 0)
+    if (queue_release(w->mq, ls, n, err, sizeof err) < 0)
         log_error("giving back %zu prefetched items: %s (their leases will expire)", n, err);
     if (!w->o.no_store && store_exec_unstart(w->ms, ids, n, err, sizeof err) < 0)
         log_error("marking %zu prefetched executions queued again: %s", n, err);
@@ -900,44 +987,47 @@ static void shutdown_run(worker *w)
     if (pool_busy(w->pool))
         log_info("shutdown: waiting up to %lld ms for %d running tasks",
                  (long long)w->cfg->workers.shutdown_grace_ms, pool_busy(w->pool));
-    while (pool_busy(w->pool) && mono_ms() < end) {
-        collect(w, end - mono_ms() < 50 ? end - mono_ms() : 50);
-        if (flush_due(w))
-            flush(w);
-    }
+    while (pool_busy(w->pool) && mono_ms() < end)
+        collect(w, end - mono_ms());
     if (pool_busy(w->pool)) {
         w->cut = true;
         log_warning("shutdown: grace period over; cancelling %d tasks", pool_busy(w->pool));
         pool_cancel_all(w->pool);
         int64_t kill_end = mono_ms() + w->cfg->workers.kill_grace_ms + 1000;
         while (pool_busy(w->pool) && mono_ms() < kill_end)
-            collect(w, 50);
+            collect(w, kill_end - mono_ms());
     }
-    for (int tries = 0; w->n_fin && tries < 20; tries++) {
-        flush(w);
-        if (w->n_fin)
-            nap_ms(w->flush_backoff); /* store or queue down: a few more tries */
-    }
-    if (w->n_fin)
-        log_error("shutdown: %zu outcomes could not be written; their items will be "
-                  "redelivered when their leases expire", w->n_fin);
+    pthread_mutex_lock(&w->wr.mu);
+    w->wr.stop = true;
+    pthread_cond_signal(&w->wr.cv);
+    pthread_mutex_unlock(&w->wr.mu);
+    pthread_join(w->wr.th, NULL);
+    w->wr.started = false;
 }
 
 int worker_run(worker *w, char *err, size_t errlen)
 {
-    if (pthread_create(&w->fetcher, NULL, fetch_main, w) != 0)
-        return set_err(err, errlen, "worker: cannot start the fetcher thread: %s",
+    if (pthread_create(&w->wr.th, NULL, write_main, w) != 0)
+        return set_err(err, errlen, "worker: cannot start the writer thread: %s",
                        strerror(errno));
+    w->wr.started = true;
+    if (pthread_create(&w->fetcher, NULL, fetch_main, w) != 0) {
+        set_err(err, errlen, "worker: cannot start the fetcher thread: %s", strerror(errno));
+        w->stop = 1;
+        pthread_mutex_lock(&w->wr.mu);
+        w->wr.stop = true;
+        pthread_cond_signal(&w->wr.cv);
+        pthread_mutex_unlock(&w->wr.mu);
+        pthread_join(w->wr.th, NULL);
+        return -1;
+    }
     w->next_hb = mono_ms() + w->lease_ms / 3;
     while (!w->stop) {
         take_handoff(w);
         submit_ready(w);
-        collect(w, next_timeout(w));
+        int64_t t = w->next_hb - mono_ms();
+        collect(w, t > 0 ? t : 0);
         drain_wake(w);
-        take_handoff(w);
-        submit_ready(w);
-        if (flush_due(w))
-            flush(w);
         if (mono_ms() >= w->next_hb)
             heartbeat(w);
     }
@@ -998,8 +1088,6 @@ static void apply_defaults(worker *w, const worker_opts *opts)
     w->lease_ms = w->o.lease_ms > 0 ? w->o.lease_ms : WORKER_DEFAULT_LEASE_MS;
     if (w->o.flush_max <= 0)
         w->o.flush_max = 512;
-    if (w->o.flush_ms <= 0)
-        w->o.flush_ms = 2;
     if (w->o.host)
         snprintf(w->host, sizeof w->host, "%s", w->o.host);
     else if (gethostname(w->host, sizeof w->host) != 0)
@@ -1013,19 +1101,24 @@ static int open_backends(worker *w, char *err, size_t errlen)
     if (w->o.queue) {
         if (queue_get_kind(w->o.queue) != QUEUE_MEMORY)
             return set_err(err, errlen, "worker: a borrowed queue must be an in-process one");
-        w->mq = w->fq = w->o.queue;
+        w->mq = w->fq = w->wr.q = w->o.queue;
     } else {
         w->mq = open_queue(w->cfg, err, errlen);
         if (!w->mq)
             return -1;
         w->own_mq = true;
         if (queue_get_kind(w->mq) == QUEUE_MEMORY) {
-            w->fq = w->mq;
+            w->fq = w->wr.q = w->mq;
         } else {
+            /* One connection per thread: fetcher, writer, supervisor. */
             w->fq = open_queue(w->cfg, err, errlen);
             if (!w->fq)
                 return -1;
             w->own_fq = true;
+            w->wr.q = open_queue(w->cfg, err, errlen);
+            if (!w->wr.q)
+                return -1;
+            w->wr.own_q = true;
         }
     }
     if (w->o.no_store)
@@ -1036,7 +1129,8 @@ static int open_backends(worker *w, char *err, size_t errlen)
                                     "ids)");
     w->ms = store_open_config(w->cfg, err, errlen);
     w->fs = w->ms ? store_open(w->cfg->store.url, err, errlen) : NULL;
-    return w->fs ? 0 : -1;
+    w->wr.s = w->fs ? store_open(w->cfg->store.url, err, errlen) : NULL;
+    return w->wr.s ? 0 : -1;
 }
 
 worker *worker_new(const pgr_config *cfg, const plugin_registry *reg, const worker_opts *opts,
@@ -1049,6 +1143,8 @@ worker *worker_new(const pgr_config *cfg, const plugin_registry *reg, const work
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     pthread_mutex_init(&w->smu, NULL);
+    pthread_mutex_init(&w->wr.mu, NULL);
+    pthread_cond_init(&w->wr.cv, NULL);
     apply_defaults(w, opts);
     w->rng = (uint64_t)wall_us() ^ ((uint64_t)getpid() << 32);
     w->running = xcalloc((size_t)w->processes, sizeof *w->running);
@@ -1076,9 +1172,22 @@ void worker_free(worker *w)
         return;
     if (w->pool)
         pool_free(w->pool, 0);
-    for (size_t i = 0; i < w->n_fin; i++)
-        fin_clear(&w->fins[i]);
-    free(w->fins);
+    for (size_t i = 0; i < w->wr.n_fin; i++)
+        fin_clear(&w->wr.fins[i]);
+    for (size_t i = 0; i < w->wr.n_in; i++)
+        fin_clear(&w->wr.in[i]);
+    free(w->wr.fins);
+    free(w->wr.in);
+    while (w->hand_head) {
+        witem *it = w->hand_head;
+        w->hand_head = it->next;
+        item_free(it);
+    }
+    if (w->wr.own_q)
+        queue_close(w->wr.q);
+    store_close(w->wr.s);
+    pthread_mutex_destroy(&w->wr.mu);
+    pthread_cond_destroy(&w->wr.cv);
     while (w->ready_head) {
         witem *it = w->ready_head;
         w->ready_head = it->next;

@@ -7,12 +7,12 @@
  *   -> ack | nack into the delayed set (retry) | dead letter
  *
  * A fetcher thread leases up to `processes + prefetch` items at a time
- * (blocking, never spinning), marks them running in the store in one
- * statement and hands them to the supervisor's thread, which feeds idle
- * executors, keeps every held lease alive (one batched heartbeat per
- * lease/3), and writes outcomes in batches: many finishes in one store
- * statement, then one ack/nack/dead round trip per kind. docs/worker.md has
- * the loop, the guarantees and the knobs.
+ * (blocking, never spinning) and marks them running in the store in one
+ * statement; the supervisor's thread feeds idle executors and keeps every
+ * held lease alive (one batched heartbeat per lease/3); a writer thread
+ * writes outcomes as a group commit: many finishes in one store statement,
+ * then one ack/nack/dead round trip per kind. docs/worker.md has the loop,
+ * the guarantees and the knobs.
  *
  * Ownership: worker_new() returns a worker the caller frees with
  * worker_free(); cfg and reg are borrowed and must outlive it (the
@@ -42,8 +42,7 @@ typedef struct worker_opts {
     int processes;        /* executors; <= 0: cfg->workers.processes */
     int prefetch;         /* items leased beyond the running ones; < 0: cfg->workers.prefetch */
     int64_t lease_ms;     /* queue lease; <= 0: WORKER_DEFAULT_LEASE_MS. Heartbeats every lease/3 */
-    int flush_max;        /* finishes per store batch; <= 0: 512 */
-    int64_t flush_ms;     /* longest a finish waits for its batch; <= 0: 2 ms */
+    int flush_max;        /* most outcomes per store statement; <= 0: 512 */
     const char *host;     /* worker host recorded in the store; NULL: gethostname() */
     /* Bench-only mode (docs/worker.md "No-store mode"): the job is read from
      * the item's payload {"task", "type", "params", "timeout_ms",
@@ -52,9 +51,10 @@ typedef struct worker_opts {
     /* A queue to consume from instead of opening cfg->queue.url: borrowed,
      * and must be an in-process (memory:) queue (the embedded mode). */
     queue *queue;
-    /* Hooks for tests and benchmarks, called on the supervisor's thread:
-     * a task handed to an executor (lag_us: from ready in the queue to
-     * now), and an execution's attempt written out (after its ack/nack/dead). */
+    /* Hooks for tests and benchmarks: on_start on the supervisor's thread
+     * when a task is handed to an executor (lag_us: from ready in the
+     * queue to now); on_finish on the writer thread once an attempt's
+     * outcome is written (store, then ack/nack/dead). */
     void (*on_start)(void *arg, int64_t execution_id, int64_t lag_us);
     void (*on_finish)(void *arg, int64_t execution_id, exec_outcome outcome);
     void *hook_arg;

@@ -415,6 +415,28 @@ static void test_run_once_records(void **state)
     wt_done(&f);
 }
 
+/* ---- executors recycled after max_tasks_per_process ------------------------ */
+
+static void test_recycling(void **state)
+{
+    (void)state;
+    wfx f;
+    wt_init(&f, "{processes: 2, prefetch: 8, max_tasks_per_process: 3}", NO_RETRY,
+            "  - {name: ok, type: example, params: {mode: succeed}}\n");
+    int64_t *ids = wt_execs(&f, "ok", 60);
+    wt_enqueue(&f, ids, 60, 5);
+    wt_start_worker(&f, NULL);
+    must_reach(&f, 60, 20000,
+               "SELECT count(*) FROM task_executions WHERE status IN ('completed', 'failed')");
+    /* Each executor retired after 3 tasks, and no task was handed to one
+     * that was leaving. */
+    assert_int_equal(wt_ll(&f, "SELECT count(*) FROM task_executions WHERE status = 'completed'"), 60);
+    assert_int_equal(wt_ll(&f, "SELECT count(*) FROM execution_attempts WHERE outcome <> 'success'"), 0);
+    stop_worker_ok(&f);
+    free(ids);
+    wt_done(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -424,6 +446,7 @@ int main(void)
         cmocka_unit_test(test_retry_schedule),
         cmocka_unit_test(test_dead_letter_redrive),
         cmocka_unit_test(test_crash_timeout_isolation),
+        cmocka_unit_test(test_recycling),
         cmocka_unit_test(test_graceful_shutdown),
         cmocka_unit_test(test_kill9_whole_host),
         cmocka_unit_test(test_redis_restart),
