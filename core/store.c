@@ -38,8 +38,11 @@
 #define TERMINAL "('completed','failed','cancelled','skipped')"
 #define UNFINISHED "('pending','queued','scheduled','running')"
 
+enum { PREP_START, PREP_FINISH, PREP_STATES, N_PREPARED };
+
 struct store {
     PGconn *conn;
+    bool prepared[N_PREPARED]; /* hot statements prepared on this connection */
 };
 
 static const char *const status_names[] = {
@@ -93,6 +96,35 @@ static PGresult *run(store *s, const char *what, const char *sql, int np, const 
         return r;
     pq_err(s, what, err, errlen);
     PQclear(r);
+    return NULL;
+}
+
+/* Like run(), for the worker's hot statements: prepared (planned) once
+ * per connection, as statement "pgr_hot_N" (planning a large CTE costs more
+ * than running it for a small batch). */
+static PGresult *run_hot(store *s, int slot, const char *what, const char *sql, int np,
+                         const char *const *pv, char *err, size_t errlen)
+{
+    char name[24];
+    snprintf(name, sizeof name, "pgr_hot_%d", slot);
+    if (!s->prepared[slot]) {
+        PGresult *p = PQprepare(s->conn, name, sql, np, NULL);
+        bool ok = PQresultStatus(p) == PGRES_COMMAND_OK;
+        PQclear(p);
+        if (!ok) {
+            pq_err(s, what, err, errlen);
+            return NULL;
+        }
+        s->prepared[slot] = true;
+    }
+    PGresult *r = PQexecPrepared(s->conn, name, np, pv, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return r;
+    pq_err(s, what, err, errlen);
+    PQclear(r);
+    if (PQstatus(s->conn) != CONNECTION_OK)
+        memset(s->prepared, 0, sizeof s->prepared);
     return NULL;
 }
 
@@ -962,7 +994,7 @@ int store_exec_start(store *s, const store_start *items, size_t n, store_start_i
     char *text = dump(arr);
     json_decref(arr);
     const char *pv[] = {text};
-    PGresult *r = run(s, "starting executions", start_sql, 1, pv, err, errlen);
+    PGresult *r = run_hot(s, PREP_START, "starting executions", start_sql, 1, pv, err, errlen);
     free(text);
     if (!r)
         return -1;
@@ -1063,7 +1095,7 @@ int store_finish_batch(store *s, const store_finish *items, size_t n, store_fini
     char *text = dump(arr);
     json_decref(arr);
     const char *pv[] = {text};
-    PGresult *r = run(s, "finishing executions", finish_sql, 1, pv, err, errlen);
+    PGresult *r = run_hot(s, PREP_FINISH, "finishing executions", finish_sql, 1, pv, err, errlen);
     free(text);
     if (!r)
         return -1;
@@ -1469,7 +1501,7 @@ int store_plugin_states_get(store *s, const int64_t *task_ids, const char *const
     char *text = dump(arr);
     json_decref(arr);
     const char *pv[] = {text};
-    PGresult *r = run(s, "reading plugin state",
+    PGresult *r = run_hot(s, PREP_STATES, "reading plugin state",
                       "SELECT i.ord, p.state::text FROM jsonb_to_recordset($1::jsonb) "
                       " AS i(ord int, tid bigint, plugin text) "
                       "JOIN plugin_state p ON p.scheduled_task_id = i.tid AND p.plugin = i.plugin",
