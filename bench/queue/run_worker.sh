@@ -27,7 +27,7 @@ conninfo=$(bash "$root/tests/lib/pg_harness.sh" start "$pdir")
 # that does not persist would flatter us.
 
 echo "== pgreviewer worker end to end (Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), PostgreSQL $(pg_config --version 2>/dev/null | awk '{print $2}' || echo 15), $(nproc) cores, $(date -u +%FT%TZ))"
-PGR_PLUGIN_DIR="$build/plugins" "$bin" --url "redis://127.0.0.1:$port/0" --store "$conninfo" --n "$n"
+PGR_PLUGIN_DIR="$build/plugins" "$bin" --url "redis://127.0.0.1:$port/0" --store "$conninfo" --n "$n" ${BENCH_ARGS:-}
 redis-cli -p "$port" flushall >/dev/null
 
 echo "== ceiling: redis-benchmark against the same server, $n requests each"
