@@ -123,9 +123,15 @@ static int send_frame(int fd, const json_t *o)
     if (!s)
         return -1;
     size_t len = strlen(s);
-    unsigned char hdr[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
-                            (unsigned char)(len >> 8), (unsigned char)len};
-    int rc = write_all(fd, hdr, 4) < 0 || write_all(fd, s, len) < 0 ? -1 : 0;
+    /* Header and body in one write: the peer wakes up once per frame. */
+    unsigned char *buf = xmalloc(len + 4);
+    buf[0] = (unsigned char)(len >> 24);
+    buf[1] = (unsigned char)(len >> 16);
+    buf[2] = (unsigned char)(len >> 8);
+    buf[3] = (unsigned char)len;
+    memcpy(buf + 4, s, len);
+    int rc = write_all(fd, buf, len + 4);
+    free(buf);
     free(s);
     return rc;
 }
