@@ -2,7 +2,10 @@
  * cli_run.c - `pgreviewer run --once`: run every configured task (or the
  * ones named with --task) once, now, through forked executor processes,
  * retrying per each task's retry policy, and print one JSON line per task.
- * Exit 1 if any task failed. It needs neither Redis nor a store.
+ * Exit 1 if any task failed. It needs neither Redis nor a store; when
+ * store.url is configured, each task's run is recorded there as a manual
+ * execution (attempts, outcome, result, plugin state read before the run
+ * and saved after it), so `task history` shows it.
  *
  * Jobs wait in a ready list ordered by priority (higher first, then
  * configuration order) and retries in a delayed list ordered by due time;
@@ -12,11 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "executor.h"
 #include "log.h"
 #include "runtime.h"
+#include "store.h"
 
 typedef struct once_task {
     const cfg_task *task;
@@ -25,7 +30,12 @@ typedef struct once_task {
     int64_t total_ms;     /* time spent over all attempts */
     bool running, done;
     exec_result *last;    /* the final attempt's outcome */
+    int64_t exec_id;      /* its execution in the store, 0: not recorded */
+    const char *plugin;   /* owner of its plugin state (registry's), or NULL */
+    char *state;          /* plugin state read from the store, or NULL */
 } once_task;
+
+static store *rec_store; /* the store runs are recorded in, or NULL */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -102,6 +112,8 @@ static void print_line(const once_task *t)
     json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I}", "task", t->task->name, "type",
                           t->task->type, "status", ok ? "completed" : "failed", "attempts",
                           t->attempts, "duration_ms", (json_int_t)t->total_ms);
+    if (t->exec_id)
+        json_object_set_new(o, "execution_id", json_integer(t->exec_id));
     if (r && !ok)
         json_object_set_new(o, "outcome", json_string(exec_outcome_name(r->outcome)));
     if (ok)
@@ -119,6 +131,67 @@ static void print_line(const once_task *t)
     json_decref(o);
 }
 
+/* Store the start of an attempt; returns the store's attempt number, or
+ * `fallback` when not recorded. */
+static int record_start(once_task *t, int fallback)
+{
+    if (!rec_store || !t->exec_id)
+        return fallback;
+    char err[512];
+    store_start st = {t->exec_id, "run --once", getpid()};
+    store_start_info info = {0};
+    int attempt = fallback;
+    if (store_exec_start(rec_store, &st, 1, &info, err, sizeof err) < 0)
+        log_error("task %s: recording the start in the store: %s", t->task->name, err);
+    else if (info.rc == STORE_START_OK)
+        attempt = info.attempt;
+    store_start_info_clear(&info);
+    return attempt;
+}
+
+/* Store the end of an attempt: completed, failed, or scheduled again. */
+static void record_finish(once_task *t, const exec_result *r, bool again, int64_t delay)
+{
+    if (!rec_store || !t->exec_id)
+        return;
+    char *res = r->result ? json_dumps(r->result, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *st = r->state && t->plugin ? json_dumps(r->state, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    bool ok = r->outcome == EXEC_SUCCESS;
+    store_finish f = {t->exec_id, ok ? STORE_COMPLETED : again ? STORE_SCHEDULED : STORE_FAILED,
+                      r->outcome == EXEC_CRASHED ? "crashed"
+                      : r->outcome == EXEC_TIMEOUT ? "timeout" : NULL,
+                      res, ok ? NULL : (r->message ? r->message : exec_outcome_name(r->outcome)),
+                      t->plugin, st, again ? wall_ms() + delay : 0};
+    char err[512];
+    if (store_exec_finish(rec_store, &f, err, sizeof err) < 0)
+        log_error("task %s: recording the outcome in the store: %s", t->task->name, err);
+    free(res);
+    free(st);
+}
+
+/* Create a manual execution per task and read its plugin state. Returns 0
+ * or -1 (message printed). */
+static int record_open(runtime *rt, once_task *ts, size_t n)
+{
+    char err[512];
+    rec_store = store_open_config(rt->cfg, err, sizeof err);
+    if (!rec_store || store_sync_tasks(rec_store, rt->cfg, NULL, err, sizeof err) < 0) {
+        cli_error("run: %s", err);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const loaded_plugin *p = loader_find_type(rt->plugins, ts[i].task->type);
+        ts[i].plugin = p ? p->name : NULL;
+        if (store_trigger(rec_store, ts[i].task->name, NULL, &ts[i].exec_id, err, sizeof err) != 0 ||
+            (ts[i].plugin && store_plugin_state_get(rec_store, ts[i].task->name, ts[i].plugin,
+                                                    &ts[i].state, err, sizeof err) < 0)) {
+            cli_error("run: task %s: %s", ts[i].task->name, err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void handle_result(once_task *ts, size_t n, exec_result *r, bool no_retry)
 {
     once_task *t = r->job->user;
@@ -132,11 +205,13 @@ static void handle_result(once_task *ts, size_t n, exec_result *r, bool no_retry
     if (exec_outcome_retryable(r->outcome) && t->attempts < max && !stop_requested) {
         int64_t delay = backoff_ms(&t->task->retry, t->attempts);
         t->due_mono = mono_ms() + delay;
+        record_finish(t, r, true, delay);
         log_info("task %s: attempt %d %s (%s); retrying in %lld ms", t->task->name, t->attempts,
                  exec_outcome_name(r->outcome), r->message ? r->message : "", (long long)delay);
         return;
     }
     t->done = true;
+    record_finish(t, r, false, 0);
     print_line(t);
 }
 
@@ -157,9 +232,10 @@ static int run_once(runtime *rt, once_task *ts, size_t n, bool no_retry)
         while (!stop_requested && pool_idle(pool) > 0 && (t = pick(ts, n, now))) {
             t->attempts++;
             t->running = true;
-            exec_job *job = exec_job_new(0, t->task->name, t->task->type, t->task->connection,
-                                         json_incref(t->task->params), NULL,
-                                         t->task->timeout_ms, t->attempts);
+            json_t *state = t->state ? json_loads(t->state, JSON_DECODE_ANY, NULL) : NULL;
+            exec_job *job = exec_job_new(t->exec_id, t->task->name, t->task->type,
+                                         t->task->connection, json_incref(t->task->params), state,
+                                         t->task->timeout_ms, record_start(t, t->attempts));
             job->user = t;
             pool_submit(pool, job);
         }
@@ -180,6 +256,11 @@ static int run_once(runtime *rt, once_task *ts, size_t n, bool no_retry)
     for (size_t i = 0; i < n; i++) {
         if (!ts[i].done) {
             ts[i].done = true;
+            char cerr[512];
+            if (rec_store && ts[i].exec_id &&
+                store_exec_cancel(rec_store, ts[i].exec_id, "cancelled: run --once was stopped",
+                                  cerr, sizeof cerr) < 0)
+                log_error("task %s: %s", ts[i].task->name, cerr);
             print_line(&ts[i]);
         }
         failed += !(ts[i].last && ts[i].last->outcome == EXEC_SUCCESS);
@@ -244,6 +325,8 @@ int cmd_run(const char *config_path, int argc, char **argv)
         cli_error("run: no tasks to run in %s", rt->config_path);
         rc = EXIT_FAIL;
     }
+    if (rc == EXIT_OK && rt->cfg->store.url && record_open(rt, ts, n) < 0)
+        rc = EXIT_FAIL;
     if (rc == EXIT_OK) {
         struct sigaction sa = {0};
         sa.sa_handler = on_stop;
@@ -251,6 +334,10 @@ int cmd_run(const char *config_path, int argc, char **argv)
         sigaction(SIGTERM, &sa, NULL);
         rc = run_once(rt, ts, n, no_retry);
     }
+    for (size_t i = 0; i < n; i++)
+        free(ts[i].state);
+    store_close(rec_store);
+    rec_store = NULL;
     free(ts);
     free(names);
     runtime_free(rt);

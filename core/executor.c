@@ -125,9 +125,15 @@ static int send_frame(int fd, const json_t *o)
     if (!s)
         return -1;
     size_t len = strlen(s);
-    unsigned char hdr[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
-                            (unsigned char)(len >> 8), (unsigned char)len};
-    int rc = write_all(fd, hdr, 4) < 0 || write_all(fd, s, len) < 0 ? -1 : 0;
+    /* Header and body in one write: the peer wakes up once per frame. */
+    unsigned char *buf = xmalloc(len + 4);
+    buf[0] = (unsigned char)(len >> 24);
+    buf[1] = (unsigned char)(len >> 16);
+    buf[2] = (unsigned char)(len >> 8);
+    buf[3] = (unsigned char)len;
+    memcpy(buf + 4, s, len);
+    int rc = write_all(fd, buf, len + 4);
+    free(buf);
     free(s);
     return rc;
 }
@@ -552,12 +558,16 @@ static void executor_main(int fd, const pgr_config *cfg, const plugin_registry *
             break; /* the pool closed our socket: exit */
         json_t *done = run_job(cfg, reg, slots, fd, job);
         json_decref(job);
+        /* Recycling is announced in the last result, so the pool never
+         * hands a job to an executor that is about to exit. */
+        bool last = (max_tasks > 0 && done_tasks + 1 >= max_tasks) ||
+                    (cfg->workers.max_memory_per_process > 0 &&
+                     rss_bytes() > cfg->workers.max_memory_per_process);
+        if (last)
+            json_object_set_new(done, "retire", json_true());
         int rc = send_frame(fd, done);
         json_decref(done);
-        if (rc < 0)
-            break;
-        if (cfg->workers.max_memory_per_process > 0 &&
-            rss_bytes() > cfg->workers.max_memory_per_process)
+        if (rc < 0 || last)
             break; /* recycle: the pool starts a fresh executor */
     }
     for (size_t i = 0; i < reg->n_plugins; i++)
@@ -585,6 +595,7 @@ struct exec_pool {
     const plugin_registry *reg;
     executor *ex;
     int n;
+    int wake_fd; /* -1, or a descriptor whose readability ends pool_wait() */
 };
 
 static int spawn(exec_pool *pool, int i, char *err, size_t errlen)
@@ -622,6 +633,7 @@ exec_pool *pool_new(const pgr_config *cfg, const plugin_registry *reg, int proce
     pool->cfg = cfg;
     pool->reg = reg;
     pool->n = processes > 0 ? processes : 1;
+    pool->wake_fd = -1;
     pool->ex = xcalloc((size_t)pool->n, sizeof *pool->ex);
     for (int i = 0; i < pool->n; i++)
         pool->ex[i].fd = -1;
@@ -748,6 +760,21 @@ static exec_result *parse_done(executor *e, json_t *f)
     return r;
 }
 
+/* The executor at index i announced it is exiting (recycling): reap it and
+ * start a fresh one. */
+static void retire(exec_pool *pool, int i)
+{
+    executor *e = &pool->ex[i];
+    int status = 0;
+    close(e->fd);
+    e->fd = -1;
+    while (waitpid(e->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    char err[256];
+    if (spawn(pool, i, err, sizeof err) < 0)
+        log_error("cannot start a replacement executor: %s", err);
+}
+
 /* Signal overrunning tasks; returns ms until the next deadline (or -1). */
 static int64_t enforce_deadlines(exec_pool *pool)
 {
@@ -775,10 +802,10 @@ static int64_t enforce_deadlines(exec_pool *pool)
 int pool_wait(exec_pool *pool, exec_result **out, int64_t timeout_ms)
 {
     *out = NULL;
-    if (pool_busy(pool) == 0 && timeout_ms < 0)
+    if (pool_busy(pool) == 0 && timeout_ms < 0 && pool->wake_fd < 0)
         return -1;
     int64_t end = timeout_ms >= 0 ? mono_ms() + timeout_ms : -1;
-    struct pollfd *pfd = xcalloc((size_t)pool->n, sizeof *pfd);
+    struct pollfd *pfd = xcalloc((size_t)pool->n + 1, sizeof *pfd);
     int rc = 0;
     for (;;) {
         int64_t wait = enforce_deadlines(pool);
@@ -794,7 +821,10 @@ int pool_wait(exec_pool *pool, exec_result **out, int64_t timeout_ms)
             pfd[i].events = POLLIN;
             pfd[i].revents = 0;
         }
-        int n = poll(pfd, (nfds_t)pool->n, wait > INT32_MAX ? INT32_MAX : (int)wait);
+        pfd[pool->n].fd = pool->wake_fd;
+        pfd[pool->n].events = POLLIN;
+        pfd[pool->n].revents = 0;
+        int n = poll(pfd, (nfds_t)pool->n + 1, wait > INT32_MAX ? INT32_MAX : (int)wait);
         if (n < 0) {
             if (errno == EINTR)
                 break; /* let the caller look at its signal flags */
@@ -820,17 +850,26 @@ int pool_wait(exec_pool *pool, exec_result **out, int64_t timeout_ms)
                         "timed out after %s", format_duration_ms((*out)->job->timeout_ms, d, sizeof d));
                 }
             }
+            if (json_is_true(json_object_get(f, "retire")))
+                retire(pool, i);
             json_decref(f);
         }
         if (*out) {
             rc = 1;
             break;
         }
+        if (pfd[pool->n].revents)
+            break; /* the wake descriptor: the caller has something to do */
         if (end >= 0 && mono_ms() >= end)
             break;
     }
     free(pfd);
     return rc;
+}
+
+void pool_set_wake_fd(exec_pool *pool, int fd)
+{
+    pool->wake_fd = fd;
 }
 
 void pool_cancel_all(exec_pool *pool)

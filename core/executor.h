@@ -97,6 +97,12 @@ int pool_submit(exec_pool *pool, exec_job *job);
  * is running. Interrupted by a signal, it returns 0. */
 int pool_wait(exec_pool *pool, exec_result **out, int64_t timeout_ms);
 
+/* Also end pool_wait() (returning 0) when `fd` becomes readable; the pool
+ * never reads it. With a wake fd set, pool_wait() waits even when nothing
+ * is running. -1 removes it. For a supervisor that must also notice work
+ * arriving from another thread (an eventfd or a pipe). */
+void pool_set_wake_fd(exec_pool *pool, int fd);
+
 /* Ask every running task to stop (SIGTERM to its executor). */
 void pool_cancel_all(exec_pool *pool);
 

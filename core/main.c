@@ -18,6 +18,7 @@
 #include "scheduler.h"
 #include "store.h"
 #include "vault.h"
+#include "worker.h"
 
 static const char usage[] =
     "usage: pgreviewer [--config PATH] COMMAND [ARGS]\n"
@@ -46,6 +47,8 @@ static const char usage[] =
     "  api                     serve the HTTP API (health, /metrics, tasks, executions)\n"
     "  scheduler [--retry DURATION]\n"
     "                          the scheduler role: elect a leader, fire tasks into the queue\n"
+    "  worker [--processes N] [--prefetch N] [--lease DURATION]\n"
+    "                          run queued tasks in N executors until SIGTERM/SIGINT\n"
     "\n"
     "Options:\n"
     "  --config PATH           main configuration file (default: $PGREVIEWER_CONFIG or\n"
@@ -145,6 +148,8 @@ int main(int argc, char **argv)
         rc = with_config(config_path, true, cmd_scheduler, n - 1, args + 1);
     } else if (!strcmp(cmd, "api")) {
         rc = with_config(config_path, false, cmd_api, n - 1, args + 1);
+    } else if (!strcmp(cmd, "worker")) {
+        rc = cmd_worker(config_path, n - 1, args + 1);
     } else if (!strcmp(cmd, "queue")) {
         rc = with_config(config_path, false, cmd_queue, n - 1, args + 1);
     } else {

@@ -38,12 +38,14 @@
 #define TERMINAL "('completed','failed','cancelled','skipped')"
 #define UNFINISHED "('pending','queued','scheduled','running')"
 
+enum { PREP_START, PREP_FINISH, PREP_STATES, N_PREPARED };
 #define MAX_CHANNELS 8
 
 struct store {
     PGconn *conn;
     char *channels[MAX_CHANNELS]; /* LISTENed, re-issued after a reconnect */
     int n_channels;
+    bool prepared[N_PREPARED]; /* hot statements prepared on this connection */
 };
 
 static const char *const status_names[] = {
@@ -100,6 +102,7 @@ static int ensure_connected(store *s, char *err, size_t errlen)
     if (PQstatus(s->conn) == CONNECTION_OK)
         return 0;
     PQreset(s->conn);
+    memset(s->prepared, 0, sizeof s->prepared); /* a new session has none */
     if (PQstatus(s->conn) != CONNECTION_OK) {
         const char *m = PQerrorMessage(s->conn);
         size_t n = strlen(m);
@@ -122,6 +125,37 @@ static PGresult *run(store *s, const char *what, const char *sql, int np, const 
         return r;
     pq_err(s, what, err, errlen);
     PQclear(r);
+    return NULL;
+}
+
+/* Like run(), for the worker's hot statements: prepared (planned) once
+ * per connection, as statement "pgr_hot_N" (planning a large CTE costs more
+ * than running it for a small batch). */
+static PGresult *run_hot(store *s, int slot, const char *what, const char *sql, int np,
+                         const char *const *pv, char *err, size_t errlen)
+{
+    char name[24];
+    snprintf(name, sizeof name, "pgr_hot_%d", slot);
+    if (ensure_connected(s, err, errlen) < 0)
+        return NULL;
+    if (!s->prepared[slot]) {
+        PGresult *p = PQprepare(s->conn, name, sql, np, NULL);
+        bool ok = PQresultStatus(p) == PGRES_COMMAND_OK;
+        PQclear(p);
+        if (!ok) {
+            pq_err(s, what, err, errlen);
+            return NULL;
+        }
+        s->prepared[slot] = true;
+    }
+    PGresult *r = PQexecPrepared(s->conn, name, np, pv, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return r;
+    pq_err(s, what, err, errlen);
+    PQclear(r);
+    if (PQstatus(s->conn) != CONNECTION_OK)
+        memset(s->prepared, 0, sizeof s->prepared);
     return NULL;
 }
 
@@ -1021,7 +1055,7 @@ static const char start_sql[] =
     "WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) "
     "               AS x(ord int, id bigint, host text, pid int)), "
     "locked AS (SELECT e.id, e.status FROM task_executions e "
-    "           WHERE e.id IN (SELECT id FROM input) ORDER BY e.id FOR UPDATE), "
+    "           WHERE e.id = ANY (ARRAY(SELECT id FROM input)) ORDER BY e.id FOR UPDATE), "
     "lost AS (UPDATE execution_attempts a SET finished_at = now(), outcome = 'lost', "
     "          error = 'the worker was lost; the execution was started again' "
     "         FROM locked l WHERE a.execution_id = l.id AND a.finished_at IS NULL "
@@ -1088,7 +1122,7 @@ int store_exec_start(store *s, const store_start *items, size_t n, store_start_i
     char *text = dump(arr);
     json_decref(arr);
     const char *pv[] = {text};
-    PGresult *r = run(s, "starting executions", start_sql, 1, pv, err, errlen);
+    PGresult *r = run_hot(s, PREP_START, "starting executions", start_sql, 1, pv, err, errlen);
     free(text);
     if (!r)
         return -1;
@@ -1110,7 +1144,7 @@ static const char finish_sql[] =
     "   not_before bigint, host text, pid int, started bigint)), "
     "locked AS (SELECT e.id, e.status AS was, e.attempt, e.scheduled_task_id, e.task_name, "
     "   e.task_type, e.connection_id FROM task_executions e "
-    "   WHERE e.id IN (SELECT id FROM input) ORDER BY e.id FOR UPDATE), "
+    "   WHERE e.id = ANY (ARRAY(SELECT id FROM input)) ORDER BY e.id FOR UPDATE), "
     "todo AS (SELECT DISTINCT ON (l.id) l.*, i.status, i.result, i.error, i.plugin, "
     "   i.state, i.not_before, i.host, i.pid, i.started, "
     "   (l.was <> 'running' AND coalesce(i.started, 0) > 0) AS fast, "
@@ -1207,7 +1241,7 @@ int store_finish_batch(store *s, const store_finish *items, size_t n, store_fini
     char *text = dump(arr);
     json_decref(arr);
     const char *pv[] = {text};
-    PGresult *r = run(s, "finishing executions", finish_sql, 1, pv, err, errlen);
+    PGresult *r = run_hot(s, PREP_FINISH, "finishing executions", finish_sql, 1, pv, err, errlen);
     free(text);
     if (!r)
         return -1;
@@ -1606,5 +1640,79 @@ int store_retention(store *s, int64_t max_age_ms, int per_task, int batch,
         return -1;
     if (stats)
         *stats = st;
+    return 0;
+}
+
+/* ---- worker helpers (batched; see store.h) --------------------------------- */
+
+/* Run an UPDATE over `ids` whose result is one count. Returns it, or -1. */
+static int ids_update(store *s, const char *what, const char *sql, const int64_t *ids, size_t n,
+                      char *err, size_t errlen)
+{
+    if (n == 0)
+        return 0;
+    char *arr = id_array(ids, n);
+    const char *pv[] = {arr};
+    PGresult *r = run(s, what, sql, 1, pv, err, errlen);
+    free(arr);
+    if (!r)
+        return -1;
+    int count = gint(r, 0, 0);
+    PQclear(r);
+    return count;
+}
+
+int store_exec_unstart(store *s, const int64_t *ids, size_t n, char *err, size_t errlen)
+{
+    return ids_update(
+        s, "giving back started executions",
+        "WITH e AS (UPDATE task_executions SET status = 'queued', attempt = attempt - 1, "
+        "  started_at = NULL, worker = NULL, updated_at = now() "
+        "  WHERE id = ANY($1::bigint[]) AND status = 'running' RETURNING id, attempt + 1 AS a), "
+        "d AS (DELETE FROM execution_attempts x USING e WHERE x.execution_id = e.id "
+        "  AND x.attempt = e.a AND x.finished_at IS NULL) "
+        "SELECT count(*) FROM e",
+        ids, n, err, errlen);
+}
+
+int store_exec_reopen(store *s, const int64_t *ids, size_t n, char *err, size_t errlen)
+{
+    return ids_update(
+        s, "reopening failed executions",
+        "WITH e AS (UPDATE task_executions SET status = 'queued', completed_at = NULL, "
+        "  queued_at = now(), max_attempts = greatest(max_attempts, attempt + 1), "
+        "  updated_at = now() WHERE id = ANY($1::bigint[]) AND status = 'failed' RETURNING id) "
+        "SELECT count(*) FROM e",
+        ids, n, err, errlen);
+}
+
+int store_plugin_states_get(store *s, const int64_t *task_ids, const char *const *plugins,
+                            size_t n, char **json, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++)
+        json[i] = NULL;
+    if (n == 0)
+        return 0;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:i, s:I, s:s?}", "ord", (int)i, "tid",
+                                             (json_int_t)task_ids[i], "plugin", plugins[i]));
+    char *text = dump(arr);
+    json_decref(arr);
+    const char *pv[] = {text};
+    PGresult *r = run_hot(s, PREP_STATES, "reading plugin state",
+                      "SELECT i.ord, p.state::text FROM jsonb_to_recordset($1::jsonb) "
+                      " AS i(ord int, tid bigint, plugin text) "
+                      "JOIN plugin_state p ON p.scheduled_task_id = i.tid AND p.plugin = i.plugin",
+                      1, pv, err, errlen);
+    free(text);
+    if (!r)
+        return -1;
+    for (int row = 0; row < PQntuples(r); row++) {
+        int ord = gint(r, row, 0);
+        if (ord >= 0 && (size_t)ord < n && !json[ord])
+            json[ord] = gstr(r, row, 1);
+    }
+    PQclear(r);
     return 0;
 }

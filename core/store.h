@@ -340,6 +340,16 @@ int store_exec_get(store *s, int64_t id, store_execution *out, char *err, size_t
 int store_task_history(store *s, int64_t task_id, int limit, store_execution **out, size_t *n,
                        char *err, size_t errlen);
 
+/* For the worker supervisor (core/worker.c), each one statement:
+ * store_exec_unstart: running -> queued for executions started but never
+ * handed to an executor (prefetched items given back on shutdown): the
+ * attempt number goes back down and the open attempt row is deleted.
+ * store_exec_reopen: failed -> queued (a dead-letter item re-driven with
+ * `queue dead retry`), allowing one more attempt than those made.
+ * Both return the number of executions changed, or -1. */
+int store_exec_unstart(store *s, const int64_t *ids, size_t n, char *err, size_t errlen);
+int store_exec_reopen(store *s, const int64_t *ids, size_t n, char *err, size_t errlen);
+
 /* ---- plugin state --------------------------------------------------------- */
 
 /* The state `plugin` saved for task `task_name`: *json (caller frees) or
@@ -373,6 +383,11 @@ int store_socket(store *s);
  * -1 (connection lost: the next call reconnects). */
 int store_notification(store *s, char *channel, size_t clen, char *payload, size_t plen,
                        char *err, size_t errlen);
+/* The state of (task_ids[i], plugins[i]) for i < n, in one query: json[i]
+ * (caller's array of n; each string the caller frees) or NULL when none.
+ * Returns 0 or -1 (then every json[i] is NULL). */
+int store_plugin_states_get(store *s, const int64_t *task_ids, const char *const *plugins,
+                            size_t n, char **json, char *err, size_t errlen);
 
 /* ---- retention ------------------------------------------------------------ */
 
