@@ -154,14 +154,24 @@ static void record_finish(once_task *t, const exec_result *r, bool again, int64_
 {
     if (!rec_store || !t->exec_id)
         return;
-    char *res = r->result ? json_dumps(r->result, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    char *st = r->state && t->plugin ? json_dumps(r->state, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *res = r->result ? json_dumps(r->result, JSON_COMPACT | JSON_ENCODE_ANY | PGR_JSON_REAL)
+                          : NULL;
+    char *st = r->state && t->plugin
+                   ? json_dumps(r->state, JSON_COMPACT | JSON_ENCODE_ANY | PGR_JSON_REAL)
+                   : NULL;
     bool ok = r->outcome == EXEC_SUCCESS;
-    store_finish f = {t->exec_id, ok ? STORE_COMPLETED : again ? STORE_SCHEDULED : STORE_FAILED,
-                      r->outcome == EXEC_CRASHED ? "crashed"
-                      : r->outcome == EXEC_TIMEOUT ? "timeout" : NULL,
-                      res, ok ? NULL : (r->message ? r->message : exec_outcome_name(r->outcome)),
-                      t->plugin, st, again ? wall_ms() + delay : 0};
+    store_finish f = {
+        .execution_id = t->exec_id,
+        .status = ok ? STORE_COMPLETED : again ? STORE_SCHEDULED : STORE_FAILED,
+        .outcome = r->outcome == EXEC_CRASHED   ? "crashed"
+                   : r->outcome == EXEC_TIMEOUT ? "timeout"
+                                                : NULL,
+        .result_json = res,
+        .error = ok ? NULL : (r->message ? r->message : exec_outcome_name(r->outcome)),
+        .plugin = t->plugin,
+        .state_json = st,
+        .not_before_ms = again ? wall_ms() + delay : 0,
+    };
     char err[512];
     if (store_exec_finish(rec_store, &f, err, sizeof err) < 0)
         log_error("task %s: recording the outcome in the store: %s", t->task->name, err);

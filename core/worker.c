@@ -718,8 +718,14 @@ static int flush_store(worker *w)
         fin *f = &wr->fins[i];
         if (f->stored)
             continue;
-        items[k] = (store_finish){f->it->id, f->status, f->att_outcome, f->result_json,
-                                  f->error, f->it->plugin, f->state_json, f->due_ms};
+        items[k] = (store_finish){.execution_id = f->it->id,
+                                  .status = f->status,
+                                  .outcome = f->att_outcome,
+                                  .result_json = f->result_json,
+                                  .error = f->error,
+                                  .plugin = f->it->plugin,
+                                  .state_json = f->state_json,
+                                  .not_before_ms = f->due_ms};
         of[k++] = f;
     }
     int rc = 0;
