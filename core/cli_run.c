@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "daemon.h"
 #include "executor.h"
 #include "log.h"
 #include "runtime.h"
@@ -299,9 +300,8 @@ int cmd_run(const char *config_path, int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (!once) {
-        cli_error("run: only `run --once` is available in this version (the scheduler daemon "
-                  "is not built yet)");
+    if (!once && (n_names || no_retry)) {
+        cli_error("run: --task and --no-retry go with --once");
         free(names);
         return EXIT_USAGE;
     }
@@ -312,6 +312,12 @@ int cmd_run(const char *config_path, int argc, char **argv)
         sb_free(&errs);
         free(names);
         return EXIT_FAIL;
+    }
+    if (!once) {
+        int drc = daemon_run(rt);
+        runtime_free(rt);
+        free(names);
+        return drc;
     }
     log_configure(rt->cfg->logging.level, rt->cfg->logging.format);
     once_task *ts = xcalloc(rt->cfg->n_tasks + 1, sizeof *ts);

@@ -19,7 +19,9 @@ static bool as_json = false;
 static int64_t ctx_exec;
 static char *ctx_task;
 static int ctx_attempt;
-static char *component;
+/* Per thread: the daemon's scheduler, worker and API threads each tag
+ * their own lines. */
+static _Thread_local char *component;
 
 static const char *const level_names[] = {"debug", "info", "warning", "error"};
 

@@ -26,6 +26,8 @@ static const char usage[] =
     "Scheduled analyses of PostgreSQL databases.\n"
     "\n"
     "Commands:\n"
+    "  run                     scheduler, workers and API in one process tree (single host;\n"
+    "                          in-process queue unless queue.url is set); SIGHUP reloads\n"
     "  run --once [--task NAME]... [--no-retry]\n"
     "                          run tasks once now; one JSON line per task; exit 1 if any failed\n"
     "  config check            validate the configuration, plugins and task params\n"
