@@ -12,6 +12,7 @@
 #include "credentials.h"
 #include "log.h"
 #include "queue.h"
+#include "report_store.h"
 #include "runtime.h"
 #include "store.h"
 
@@ -39,6 +40,11 @@ static const char usage[] =
     "       | remove NAME | history NAME [--limit N]      (add --json for scripts)\n"
     "  execution show ID       an execution's status, attempts and result\n"
     "  queue stats [--json] | dead list [--json] | dead retry ID|--all | dead purge\n"
+    "  report show --date YYYY-MM-DD [--connection NAME] [--format html|md|json]\n"
+    "                          print a stored report\n"
+    "  report generate [--date YYYY-MM-DD | --from ISO8601 --to ISO8601] [--connection NAME]\n"
+    "              [--timezone ZONE] [--format html|md|json] [--output FILE]\n"
+    "                          build a report now, store it, print or write it\n"
     "\n"
     "Options:\n"
     "  --config PATH           main configuration file (default: $PGREVIEWER_CONFIG or\n"
@@ -130,6 +136,8 @@ int main(int argc, char **argv)
         rc = with_config(config_path, false, cmd_execution, n - 1, args + 1);
     } else if (!strcmp(cmd, "queue")) {
         rc = with_config(config_path, false, cmd_queue, n - 1, args + 1);
+    } else if (!strcmp(cmd, "report")) {
+        rc = with_config(config_path, false, cmd_report, n - 1, args + 1);
     } else {
         cli_error("unknown command \"%s\"; see pgreviewer --help", cmd);
     }
