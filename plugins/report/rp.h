@@ -54,6 +54,9 @@ const char *rp_str(const json_t *o, const char *key);
 /* A JSON value as short text ("null", numbers, strings unquoted, objects
  * compact), into a malloc'ed string or NULL on OOM. */
 char *rp_value_text(const json_t *v);
+/* The keys of an object joined with ", " (SQLSTATE counts: "40P01, 23505"),
+ * else rp_value_text(v). Malloc'ed, NULL on OOM. */
+char *rp_keys_text(const json_t *v);
 
 /* ---- rp_collect.c: the model ------------------------------------------ */
 

@@ -453,7 +453,7 @@ static void log_analysis_html(rp_buf *b, const json_t *la)
     const json_t *c;
     json_array_foreach(cl, i, c)
     {
-        char *st = rp_value_text(json_object_get(c, "sqlstate"));
+        char *st = rp_keys_text(json_object_get(c, "sqlstate"));
         rp_put(b, "<tr>");
         td_int(b, rp_int(c, "count"));
         td_text(b, NULL, rp_str(c, "level"));

@@ -30,13 +30,6 @@ static void cell_int(rp_buf *b, json_int_t v)
     rp_printf(b, " %lld |", (long long)v);
 }
 
-static void cell_value(rp_buf *b, const json_t *v)
-{
-    char *t = rp_value_text(v);
-    cell(b, t ? t : "");
-    free(t);
-}
-
 /* "+12 (+40%)" / "+3" for a {current, previous, delta, delta_pct} change. */
 static void change_text(const json_t *ch, bool duration, char *out, size_t len)
 {
@@ -189,7 +182,9 @@ static void log_analysis_md(rp_buf *b, const json_t *la)
         cell_int(b, rp_int(c, "count"));
         cell(b, rp_str(c, "level"));
         cell(b, rp_str(c, "message_class"));
-        cell_value(b, json_object_get(c, "sqlstate"));
+        char *st = rp_keys_text(json_object_get(c, "sqlstate"));
+        cell(b, st ? st : "");
+        free(st);
         rp_put(b, "\n");
     }
     rp_put(b, "\n");

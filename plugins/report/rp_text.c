@@ -155,3 +155,22 @@ char *rp_value_text(const json_t *v)
         return strdup("");
     return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 }
+
+char *rp_keys_text(const json_t *v)
+{
+    if (!json_is_object(v))
+        return rp_value_text(v);
+    rp_buf b = {0};
+    rp_put(&b, "");
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x)
+    {
+        rp_printf(&b, "%s%s", b.len ? ", " : "", k);
+    }
+    if (b.oom) {
+        rp_buf_free(&b);
+        return NULL;
+    }
+    return b.s;
+}

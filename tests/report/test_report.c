@@ -362,6 +362,12 @@ static void test_markdown(void **state)
     expect_has(r.out, "- **warning** `long_transactions`: age_s > 300 (value 1234), row: ");
     expect_has(r.out, "batch_loader");
     expect_has(r.out, "Previous period: 3000 queries, 5 errors.");
+    const char *keep = getenv("PGR_REPORT_KEEP_MD"); /* like PGR_REPORT_KEEP_HTML */
+    FILE *kf = keep ? fopen(keep, "w") : NULL;
+    if (kf) {
+        fputs(r.out, kf);
+        fclose(kf);
+    }
     out_free(&r);
 }
 
@@ -397,6 +403,11 @@ static void test_html(void **state)
     expect_has(html, "@media (max-width:600px)");
     expect_has(html, "<meta name=\"viewport\"");
     free(html);
+    /* PGR_REPORT_KEEP_HTML=PATH keeps the seeded report, e.g. for the
+     * screenshot in plugins/report/docs/ (not part of the test). */
+    const char *keep = getenv("PGR_REPORT_KEEP_HTML");
+    if (keep && rename(file, keep) == 0)
+        return;
     unlink(file);
 }
 
