@@ -45,6 +45,10 @@ void rp_buf_free(rp_buf *b);
 
 /* "350 ms", "1.25 s", "2.5 min", "1.5 h"; "-" for a negative value. */
 void rp_fmt_ms(double ms, char *out, size_t len);
+/* An ISO-8601 time of the model without its offset, for display (every
+ * time in a report is in the report's zone, which the header names):
+ * "2026-11-21 13:00:00", or "2026-11-21 13:00" without seconds. Returns out. */
+const char *rp_fmt_time(const char *iso, bool seconds, char *out, size_t len);
 /* "+12", "-3", "0". */
 void rp_fmt_delta(json_int_t d, char *out, size_t len);
 /* Shorthands for reading the model (absent keys give 0 / "" / NULL). */

@@ -40,7 +40,7 @@ static const char css[] =
     ".card{padding:12px 14px}.card .k{color:var(--muted);font-size:13px}"
     ".card .v{font-size:26px;font-weight:650;line-height:1.2}.card .d{font-size:13px;"
     "color:var(--muted)}.bad{color:var(--fail)!important}.good{color:var(--ok)!important}"
-    ".charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(330px,1fr));gap:12px}"
+    ".charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:12px}"
     "figure{margin:0;padding:12px 14px}figure.wide{grid-column:1/-1}"
     "figcaption{font-weight:600;margin-bottom:6px}"
     "svg{width:100%;height:auto;display:block}svg text{font-family:inherit}"
@@ -52,8 +52,9 @@ static const char css[] =
     "th{font-size:12px;font-weight:600;text-transform:uppercase;letter-spacing:.03em;"
     "color:var(--muted)}"
     ".n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+    ".t{white-space:nowrap;font-variant-numeric:tabular-nums}"
     "code,.q{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px;"
-    "overflow-wrap:anywhere}"
+    "overflow-wrap:anywhere}td.q{min-width:16em}"
     ".chip{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;"
     "font-weight:600;color:#fff;background:var(--other)}"
     ".s-ok,.s-completed{background:var(--ok)}.s-warning{background:var(--warn)}"
@@ -64,7 +65,9 @@ static const char css[] =
     ".alert.critical{border-color:var(--fail);background:#fff5f5}"
     ".muted{color:var(--muted)}footer{color:var(--muted);font-size:13px;margin-top:28px}"
     "@media (max-width:600px){main{padding:12px 10px}h1{font-size:21px}.card .v{font-size:21px}"
-    "th,td{padding:5px 6px}table{font-size:13px}.charts{grid-template-columns:1fr}}"
+    "th,td{padding:5px 6px}table{font-size:13px}.charts{grid-template-columns:1fr}"
+    ".cards{grid-template-columns:1fr 1fr;gap:8px}.card{padding:10px}.panel{padding:4px 10px 10px}"
+    "figure.wide{overflow-x:auto}figure.wide svg{min-width:620px}}"
     "@media print{body{background:#fff;font-size:10.5pt}main{max-width:none;padding:0}"
     ".card,figure,.panel{box-shadow:none;border-color:#bbb;break-inside:avoid}"
     "h2,h3,h4{break-after:avoid}tr{break-inside:avoid}.tw{overflow:visible}"
@@ -104,8 +107,9 @@ static void chip(rp_buf *b, const char *status)
     rp_put(b, "</span>");
 }
 
-/* A change as text; `higher_is_bad` colours it. */
-static void delta_span(rp_buf *b, const json_t *ch, bool duration, bool higher_is_bad)
+/* A change as text, coloured by `sense`: 1 when higher is bad (failures,
+ * durations), 0 when it is neither good nor bad (executions). */
+static void delta_span(rp_buf *b, const json_t *ch, bool duration, int sense)
 {
     const json_t *d = json_object_get(ch, "delta"), *pct = json_object_get(ch, "delta_pct");
     if (!json_is_integer(d)) {
@@ -113,7 +117,7 @@ static void delta_span(rp_buf *b, const json_t *ch, bool duration, bool higher_i
         return;
     }
     json_int_t v = json_integer_value(d);
-    const char *cls = v == 0 ? "" : (v > 0) == higher_is_bad ? " bad" : " good";
+    const char *cls = v == 0 || sense == 0 ? "" : v > 0 ? " bad" : " good";
     char t[32];
     if (duration)
         rp_fmt_ms((double)(v < 0 ? -v : v), t, sizeof t);
@@ -126,14 +130,14 @@ static void delta_span(rp_buf *b, const json_t *ch, bool duration, bool higher_i
 }
 
 static void card(rp_buf *b, const char *label, const char *value, const json_t *ch, bool dur,
-                 bool higher_is_bad)
+                 int sense)
 {
     rp_put(b, "<div class=\"card\"><div class=\"k\">");
     esc(b, label);
     rp_put(b, "</div><div class=\"v\">");
     esc(b, value);
     rp_put(b, "</div>");
-    delta_span(b, ch, dur, higher_is_bad);
+    delta_span(b, ch, dur, sense);
     rp_put(b, "</div>");
 }
 
@@ -144,13 +148,13 @@ static void cards(rp_buf *b, const json_t *st)
     char v[32];
     rp_put(b, "<div class=\"cards\">");
     snprintf(v, sizeof v, "%lld", (long long)rp_int(st, "executions"));
-    card(b, "Executions", v, json_object_get(ch, "executions"), false, false);
+    card(b, "Executions", v, json_object_get(ch, "executions"), false, 0);
     snprintf(v, sizeof v, "%lld", (long long)rp_int(json_object_get(st, "by_status"), "failed"));
-    card(b, "Failed", v, json_object_get(ch, "failed"), false, true);
+    card(b, "Failed", v, json_object_get(ch, "failed"), false, 1);
     rp_fmt_ms(rp_num(d, "avg"), v, sizeof v);
-    card(b, "Average duration", v, json_object_get(ch, "avg_ms"), true, true);
+    card(b, "Average duration", v, json_object_get(ch, "avg_ms"), true, 1);
     rp_fmt_ms(rp_num(d, "p95"), v, sizeof v);
-    card(b, "p95 duration", v, json_object_get(ch, "p95_ms"), true, true);
+    card(b, "p95 duration", v, json_object_get(ch, "p95_ms"), true, 1);
     rp_put(b, "</div>");
 }
 
@@ -185,7 +189,7 @@ static void timeline_svg(rp_buf *b, const json_t *tl)
 {
     const json_t *bk = json_object_get(tl, "buckets");
     size_t n = json_array_size(bk);
-    const double W = 720, H = 250, L = 44, R = 10, T = 30, B = 30;
+    const double W = 1000, H = 210, L = 40, R = 8, T = 28, B = 26;
     double maxv = 0;
     for (size_t i = 0; i < n; i++) {
         const json_t *x = json_array_get(bk, i);
@@ -197,15 +201,18 @@ static void timeline_svg(rp_buf *b, const json_t *tl)
               "time\"><title>Executions over time</title>", W, H);
     static const char *const names[] = {"completed", "failed", "other"};
     static const char *const colors[] = {COL_OK, COL_FAIL, COL_OTHER};
-    legend(b, L, 6, names, colors, 3);
-    for (int g = 0; g <= 2; g++) {
-        double y = T + ph - ph * g / 2.0;
+    legend(b, L, 4, names, colors, 3);
+    /* grid lines at 0, the top and (when it is a whole number) half-way */
+    double ticks[3] = {0, top, top / 2};
+    int nt = fmod(top, 2) == 0 ? 3 : 2;
+    for (int g = 0; g < nt; g++) {
+        double y = T + ph - ph * ticks[g] / top;
         rp_printf(b, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e7eb\"/>"
-                  "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\" "
+                  "<text x=\"%.0f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"end\" "
                   "fill=\"#616e7c\">%g</text>",
-                  L, W - R, y, y, L - 6, y + 4, top * g / 2.0);
+                  L, W - R, y, y, L - 6, y + 4, ticks[g]);
     }
-    double slot = n ? pw / (double)n : pw, bw = slot * 0.72;
+    double slot = n ? pw / (double)n : pw, bw = slot * 0.7;
     for (size_t i = 0; i < n; i++) {
         const json_t *x = json_array_get(bk, i);
         double vals[3] = {(double)rp_int(x, "completed"), (double)rp_int(x, "failed"),
@@ -217,13 +224,14 @@ static void timeline_svg(rp_buf *b, const json_t *tl)
             double h = ph * vals[k] / top;
             base -= h;
             rp_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
-                      "fill=\"%s\"><title>%s %s: %.0f</title></rect>",
-                      bx, base, bw, h, colors[k], rp_str(x, "label"), names[k], vals[k]);
+                      "fill=\"%s\"><title>", bx, base, bw, h, colors[k]);
+            esc(b, rp_str(x, "label"));
+            rp_printf(b, " %s: %.0f</title></rect>", names[k], vals[k]);
         }
         if (i % 3 == 0) {
-            rp_printf(b, "<text x=\"%.1f\" y=\"%.0f\" font-size=\"11\" text-anchor=\"middle\" "
+            rp_printf(b, "<text x=\"%.1f\" y=\"%.0f\" font-size=\"12\" text-anchor=\"middle\" "
                       "fill=\"#616e7c\">",
-                      bx + bw / 2, H - 10);
+                      bx + bw / 2, H - 8);
             esc(b, rp_str(x, "label"));
             rp_put(b, "</text>");
         }
@@ -234,7 +242,7 @@ static void timeline_svg(rp_buf *b, const json_t *tl)
 static void status_svg(rp_buf *b, const json_t *conns)
 {
     size_t n = json_array_size(conns);
-    const double W = 720, row = 46, T = 28;
+    const double W = 520, row = 46, T = 24;
     double H = T + row * (double)(n ? n : 1) + 4;
     rp_printf(b, "<svg viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"Statuses per "
               "connection\"><title>Statuses per connection</title>", W, H);
@@ -301,11 +309,11 @@ static void durations_svg(rp_buf *b, const json_t *conns)
     qsort(all, na, sizeof all[0], by_p95_desc);
     for (n = 0; n < na && n < 12; n++)
         rows[n] = all[n];
-    const double W = 720, L = 190, row = 26, T = 26;
+    const double W = 520, L = 130, row = 26, T = 24;
     double H = T + row * (double)(n ? n : 1) + 6, maxv = 1;
     for (i = 0; i < n; i++)
         maxv = rows[i].max > maxv ? rows[i].max : maxv;
-    double pw = W - L - 150;
+    double pw = W - L - 140;
     rp_printf(b, "<svg viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"Durations per "
               "task\"><title>Durations per task</title>", W, H);
     static const char *const names[] = {"average", "p95", "max"};
@@ -317,7 +325,7 @@ static void durations_svg(rp_buf *b, const json_t *conns)
     for (i = 0; i < n; i++) {
         double y = T + row * (double)i;
         char label[48], a[32], p[32], m[32];
-        snprintf(label, sizeof label, "%.26s%s", rows[i].task, strlen(rows[i].task) > 26 ? "…" : "");
+        snprintf(label, sizeof label, "%.18s%s", rows[i].task, strlen(rows[i].task) > 18 ? "…" : "");
         rp_printf(b, "<text x=\"0\" y=\"%.0f\" font-size=\"12\" fill=\"#1f2933\">", y + 14);
         esc(b, label);
         rp_put(b, "</text>");
@@ -400,7 +408,8 @@ static void failures_table(rp_buf *b, const json_t *conn)
     json_array_foreach(f, i, x)
     {
         rp_put(b, "<tr>");
-        td_text(b, "n", rp_str(x, "at"));
+        char when[32];
+        td_text(b, "t", rp_fmt_time(rp_str(x, "at"), true, when, sizeof when));
         td_text(b, NULL, rp_str(x, "task"));
         td_int(b, rp_int(x, "execution_id"));
         td_int(b, rp_int(x, "attempts"));
@@ -553,7 +562,8 @@ static void analyses_html(rp_buf *b, const json_t *list)
             chip(b, rp_str(cs, "status"));
         }
         rp_put(b, "</h3><p class=\"muted\">Latest result ");
-        esc(b, rp_str(a, "created_at"));
+        char when[32];
+        esc(b, rp_fmt_time(rp_str(a, "created_at"), true, when, sizeof when));
         rp_printf(b, " (execution %lld).", (long long)rp_int(a, "execution_id"));
         if (la && json_is_object(prev))
             rp_printf(b, " Previous period: %lld queries, %lld errors.",
@@ -607,9 +617,10 @@ char *rp_html(const json_t *m)
     rp_put(&b, ": ");
     esc(&b, rp_str(p, "label"));
     rp_put(&b, "</h1><p class=\"sub\">");
-    esc(&b, rp_str(p, "start"));
+    char t1[32], t2[32];
+    esc(&b, rp_fmt_time(rp_str(p, "start"), false, t1, sizeof t1));
     rp_put(&b, " to ");
-    esc(&b, rp_str(p, "end"));
+    esc(&b, rp_fmt_time(rp_str(p, "end"), false, t2, sizeof t2));
     rp_put(&b, " (");
     esc(&b, rp_str(p, "timezone"));
     rp_put(&b, ") &#183; ");
@@ -620,9 +631,9 @@ char *rp_html(const json_t *m)
         rp_put(&b, "all connections");
     }
     rp_put(&b, " &#183; compared with ");
-    esc(&b, rp_str(pp, "start"));
+    esc(&b, rp_fmt_time(rp_str(pp, "start"), false, t1, sizeof t1));
     rp_put(&b, " to ");
-    esc(&b, rp_str(pp, "end"));
+    esc(&b, rp_fmt_time(rp_str(pp, "end"), false, t2, sizeof t2));
     rp_put(&b, "</p></header>");
     if (json_is_true(json_object_get(sum, "nothing_ran")))
         rp_put(&b, "<div class=\"notice\"><strong>Nothing ran in this period</strong>: no task "

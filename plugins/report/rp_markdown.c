@@ -128,7 +128,8 @@ static void failures_table(rp_buf *b, const json_t *conn)
     json_array_foreach(f, i, x)
     {
         rp_put(b, "|");
-        cell(b, rp_str(x, "at"));
+        char when[32];
+        cell(b, rp_fmt_time(rp_str(x, "at"), true, when, sizeof when));
         cell(b, rp_str(x, "task"));
         cell_int(b, rp_int(x, "execution_id"));
         cell_int(b, rp_int(x, "attempts"));
@@ -243,7 +244,9 @@ static void analyses_md(rp_buf *b, const json_t *list)
         rp_printf(b, "##### %s `%s`", rp_str(a, "type"), rp_str(a, "task"));
         if (cs)
             rp_printf(b, ": **%s**", rp_str(cs, "status"));
-        rp_printf(b, "\n\nLatest result: %s (execution %lld).", rp_str(a, "created_at"),
+        char when[32];
+        rp_printf(b, "\n\nLatest result: %s (execution %lld).",
+                  rp_fmt_time(rp_str(a, "created_at"), true, when, sizeof when),
                   (long long)rp_int(a, "execution_id"));
         const json_t *prev = json_object_get(a, "previous");
         if (la && json_is_object(prev))
@@ -281,16 +284,20 @@ char *rp_markdown(const json_t *m)
     const json_t *p = json_object_get(m, "period"), *sc = json_object_get(m, "scope");
     const json_t *sum = json_object_get(m, "summary");
     rp_printf(&b, "# %s: %s\n\n", rp_str(m, "title"), rp_str(p, "label"));
-    rp_printf(&b, "Period %s to %s (%s), ", rp_str(p, "start"), rp_str(p, "end"),
-              rp_str(p, "timezone"));
+    char t1[32], t2[32];
+    rp_printf(&b, "Period %s to %s (%s), ", rp_fmt_time(rp_str(p, "start"), false, t1, sizeof t1),
+              rp_fmt_time(rp_str(p, "end"), false, t2, sizeof t2), rp_str(p, "timezone"));
     if (json_is_string(json_object_get(sc, "connection")))
         rp_printf(&b, "connection `%s`", rp_str(sc, "connection"));
     else
         rp_put(&b, "all connections");
+    char t3[32];
     rp_printf(&b, "; compared with %s to %s. Generated %s by %s.\n\n",
-              rp_str(json_object_get(m, "previous_period"), "start"),
-              rp_str(json_object_get(m, "previous_period"), "end"), rp_str(m, "generated_at"),
-              rp_str(m, "generator"));
+              rp_fmt_time(rp_str(json_object_get(m, "previous_period"), "start"), false, t1,
+                          sizeof t1),
+              rp_fmt_time(rp_str(json_object_get(m, "previous_period"), "end"), false, t2,
+                          sizeof t2),
+              rp_fmt_time(rp_str(m, "generated_at"), true, t3, sizeof t3), rp_str(m, "generator"));
     rp_put(&b, "## Summary\n\n");
     if (json_is_true(json_object_get(sum, "nothing_ran")))
         rp_put(&b, "**Nothing ran in this period**: no task execution was recorded.\n\n");

@@ -174,3 +174,15 @@ char *rp_keys_text(const json_t *v)
     }
     return b.s;
 }
+
+const char *rp_fmt_time(const char *iso, bool seconds, char *out, size_t len)
+{
+    /* "2026-11-21T13:00:00+05" -> "2026-11-21 13:00:00" (or "... 13:00") */
+    size_t n = strlen(iso);
+    if (n < 19 || iso[10] != 'T') {
+        snprintf(out, len, "%s", iso);
+        return out;
+    }
+    snprintf(out, len, "%.10s %.*s", iso, seconds ? 8 : 5, iso + 11);
+    return out;
+}
