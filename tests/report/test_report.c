@@ -16,11 +16,17 @@
  * and for 2026-11-20: checks 100, 100; nightly-logs 1000 => 3 executions.
  */
 #include <libpq-fe.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "executor.h"
+#include "loader.h"
 #include "report_store.h"
 #include "store_testutil.h"
 #include "util.h"
@@ -575,6 +581,188 @@ static void test_store_from_result(void **state)
     json_decref(res);
 }
 
+/* ---- the plugin run directly (params the CLI does not expose) --------------- */
+
+/* Run the report plugin once in an executor with `params_json` (as a
+ * scheduled task on connection `store` would). Caller frees the result. */
+static exec_result *run_plugin(fixture *f, const char *params_json)
+{
+    char err[512];
+    plugin_registry *reg = loader_load_dir(f->cfg.plugins.directory, err, sizeof err);
+    if (!reg)
+        fail_msg("%s", err);
+    exec_pool *pool = pool_new(&f->cfg, reg, 1, err, sizeof err);
+    if (!pool)
+        fail_msg("%s", err);
+    exec_job *job = exec_job_new(0, "report-test", "report", "store",
+                                 json_loads(params_json, 0, NULL), NULL, 30000, 1);
+    assert_int_equal(pool_submit(pool, job), 0);
+    exec_result *r = NULL;
+    while (pool_wait(pool, &r, -1) == 0)
+        ;
+    pool_free(pool, 0);
+    loader_free(reg);
+    assert_non_null(r);
+    return r;
+}
+
+typedef struct sink {
+    char dir[64];
+    pid_t pid;
+    int port;
+} sink;
+
+static bool port_written(void *arg)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/port", ((sink *)arg)->dir);
+    return access(path, F_OK) == 0;
+}
+
+/* Start webhook_sink.py answering `status`. */
+static void sink_start(sink *k, int status)
+{
+    snprintf(k->dir, sizeof k->dir, "/tmp/pgr-sink-XXXXXX");
+    assert_non_null(mkdtemp(k->dir));
+    char *script = xasprintf("%s/tests/report/webhook_sink.py", test_source_dir());
+    char st[16];
+    snprintf(st, sizeof st, "%d", status);
+    char *argv[] = {"python3", script, k->dir, st, NULL};
+    extern char **environ;
+    assert_int_equal(posix_spawnp(&k->pid, "python3", NULL, NULL, argv, environ), 0);
+    free(script);
+    if (!wait_until(port_written, k, 10000))
+        fail_msg("webhook_sink.py did not start");
+    char path[128], rerr[128];
+    snprintf(path, sizeof path, "%s/port", k->dir);
+    char *p = read_file(path, NULL, rerr, sizeof rerr);
+    k->port = atoi(p);
+    free(p);
+}
+
+/* The file `name` the sink wrote (call after it answered), malloc'ed. */
+static char *sink_file(sink *k, const char *name)
+{
+    char path[128], rerr[128];
+    snprintf(path, sizeof path, "%s/%s", k->dir, name);
+    return read_file(path, NULL, rerr, sizeof rerr);
+}
+
+static void sink_stop(sink *k)
+{
+    int st;
+    if (waitpid(k->pid, &st, WNOHANG) == 0) {
+        kill(k->pid, SIGTERM);
+        waitpid(k->pid, &st, 0);
+    }
+    char *cmd = xasprintf("rm -rf '%s'", k->dir);
+    run_capture(cmd, NULL);
+    free(cmd);
+}
+
+static void test_webhook_and_output_dir(void **state)
+{
+    fixture *f = *state;
+    sink k;
+    sink_start(&k, 200);
+    char dir[] = "/tmp/pgr-reports-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *params = xasprintf("{\"date\": \"2026-11-21\", \"formats\": [\"json\", \"markdown\"], "
+                             "\"output_dir\": \"%s\", \"webhook\": {\"url\": "
+                             "\"http://hook:s3cret@127.0.0.1:%d/hook?token=abc\", \"retries\": 0, "
+                             "\"timeout\": 5}}",
+                             dir, k.port);
+    exec_result *r = run_plugin(f, params);
+    if (r->outcome != EXEC_SUCCESS)
+        fail_msg("outcome %s: %s", exec_outcome_name(r->outcome), r->message);
+    assert_string_equal(r->message, "report 2026-11-21: 9 executions, 2 failed, 2 analyses");
+    /* the result: json and markdown only */
+    json_t *reports = json_object_get(r->result, "reports");
+    assert_non_null(json_object_get(reports, "json"));
+    assert_non_null(json_object_get(reports, "markdown"));
+    assert_null(json_object_get(reports, "html"));
+    /* the webhook got the JSON report */
+    int st;
+    waitpid(k.pid, &st, 0);
+    char *body = sink_file(&k, "body"), *req = sink_file(&k, "request");
+    json_t *m = json_loads(body, 0, NULL);
+    assert_non_null(m);
+    assert_int_equal(ival(m, "summary.executions"), 9);
+    json_decref(m);
+    expect_has(req, "POST /hook?token=abc");
+    expect_has(req, "Content-Type: application/json");
+    expect_has(req, "Authorization: Basic ");
+    free(body);
+    free(req);
+    /* the files */
+    char *md = xasprintf("%s/report-2026-11-21.md", dir), *js = xasprintf("%s/report-2026-11-21.json", dir);
+    char *html = xasprintf("%s/report-2026-11-21.html", dir), rerr[128];
+    char *text = read_file(md, NULL, rerr, sizeof rerr);
+    assert_non_null(text);
+    expect_has(text, "| executions | 9 | 3 | +6 |");
+    free(text);
+    assert_int_equal(access(js, F_OK), 0);
+    assert_int_equal(access(html, F_OK), -1);
+    unlink(md);
+    unlink(js);
+    rmdir(dir);
+    free(md);
+    free(js);
+    free(html);
+    free(params);
+    exec_result_free(r);
+    sink_stop(&k);
+}
+
+static void test_webhook_failure_redacted(void **state)
+{
+    fixture *f = *state;
+    sink k;
+    sink_start(&k, 500);
+    char *params = xasprintf("{\"date\": \"2026-11-21\", \"webhook\": {\"url\": "
+                             "\"http://hook:s3cret@127.0.0.1:%d/hook?token=abc\", \"retries\": 0}}",
+                             k.port);
+    exec_result *r = run_plugin(f, params);
+    assert_int_equal(r->outcome, EXEC_RETRY);
+    char want[200];
+    snprintf(want, sizeof want, "webhook http://***@127.0.0.1:%d/hook?***: HTTP status 500", k.port);
+    assert_string_equal(r->message, want);
+    exec_result_free(r);
+    free(params);
+    sink_stop(&k);
+    /* nothing listens any more: a connection error, still redacted */
+    params = xasprintf("{\"date\": \"2026-11-21\", \"webhook\": {\"url\": "
+                       "\"http://hook:s3cret@127.0.0.1:%d/?token=abc\", \"retries\": 0}}",
+                       k.port);
+    r = run_plugin(f, params);
+    assert_int_equal(r->outcome, EXEC_RETRY);
+    expect_has(r->message, "webhook http://***@127.0.0.1:");
+    assert_null(strstr(r->message, "s3cret"));
+    assert_null(strstr(r->message, "abc"));
+    exec_result_free(r);
+    free(params);
+}
+
+static void test_needs_store_connection(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    plugin_registry *reg = loader_load_dir(f->cfg.plugins.directory, err, sizeof err);
+    assert_non_null(reg);
+    exec_pool *pool = pool_new(&f->cfg, reg, 1, err, sizeof err);
+    assert_non_null(pool);
+    exec_job *job = exec_job_new(0, "report-test", "report", NULL, json_object(), NULL, 30000, 1);
+    assert_int_equal(pool_submit(pool, job), 0);
+    exec_result *r = NULL;
+    while (pool_wait(pool, &r, -1) == 0)
+        ;
+    assert_int_equal(r->outcome, EXEC_FAIL);
+    assert_string_equal(r->message, "report: the task needs `connection: store` (the analytics store)");
+    exec_result_free(r);
+    pool_free(pool, 0);
+    loader_free(reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -588,6 +776,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_range_and_timezone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_from_result, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_webhook_and_output_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_webhook_failure_redacted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_needs_store_connection, setup, teardown),
     };
     return cmocka_run_group_tests(tests, tu_group_setup, tu_group_teardown);
 }
