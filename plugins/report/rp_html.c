@@ -398,11 +398,14 @@ static void tasks_table(rp_buf *b, const json_t *tasks)
 static void failures_table(rp_buf *b, const json_t *conn)
 {
     const json_t *f = json_object_get(conn, "failures");
-    if (json_array_size(f) == 0)
+    json_int_t total = rp_int(json_object_get(conn, "by_status"), "failed");
+    if (total == 0)
         return;
-    rp_put(b, "<h4>Failures</h4><div class=\"tw\"><table><thead><tr><th>time</th><th>task</th>"
-              "<th class=\"n\">execution</th><th class=\"n\">attempts</th><th>error</th></tr>"
-              "</thead><tbody>");
+    rp_put(b, "<h4>Failures</h4>");
+    if (json_array_size(f) > 0)
+        rp_put(b, "<div class=\"tw\"><table><thead><tr><th>time</th><th>task</th>"
+                  "<th class=\"n\">execution</th><th class=\"n\">attempts</th><th>error</th>"
+                  "</tr></thead><tbody>");
     size_t i;
     const json_t *x;
     json_array_foreach(f, i, x)
@@ -416,8 +419,8 @@ static void failures_table(rp_buf *b, const json_t *conn)
         td_text(b, "q", rp_str(x, "error"));
         rp_put(b, "</tr>");
     }
-    rp_put(b, "</tbody></table></div>");
-    json_int_t total = rp_int(json_object_get(conn, "by_status"), "failed");
+    if (json_array_size(f) > 0)
+        rp_put(b, "</tbody></table></div>");
     if (total > (json_int_t)json_array_size(f))
         rp_printf(b, "<p class=\"muted\">%lld more not listed.</p>",
                   (long long)(total - (json_int_t)json_array_size(f)));

@@ -119,10 +119,12 @@ static void tasks_table(rp_buf *b, const json_t *tasks)
 static void failures_table(rp_buf *b, const json_t *conn)
 {
     const json_t *f = json_object_get(conn, "failures");
-    if (json_array_size(f) == 0)
+    json_int_t total = rp_int(json_object_get(conn, "by_status"), "failed");
+    if (total == 0)
         return;
-    rp_put(b, "#### Failures\n\n| time | task | execution | attempts | error |\n"
-              "|---|---|---:|---:|---|\n");
+    rp_put(b, "#### Failures\n\n");
+    if (json_array_size(f) > 0)
+        rp_put(b, "| time | task | execution | attempts | error |\n|---|---|---:|---:|---|\n");
     size_t i;
     const json_t *x;
     json_array_foreach(f, i, x)
@@ -136,7 +138,6 @@ static void failures_table(rp_buf *b, const json_t *conn)
         cell(b, rp_str(x, "error"));
         rp_put(b, "\n");
     }
-    json_int_t total = rp_int(json_object_get(conn, "by_status"), "failed");
     if (total > (json_int_t)json_array_size(f))
         rp_printf(b, "\n(%lld more not listed)\n", (long long)(total - (json_int_t)json_array_size(f)));
     rp_put(b, "\n");

@@ -28,6 +28,7 @@
 #include "executor.h"
 #include "loader.h"
 #include "report_store.h"
+#include "rp.h"
 #include "store_testutil.h"
 #include "util.h"
 
@@ -763,6 +764,51 @@ static void test_needs_store_connection(void **state)
     loader_free(reg);
 }
 
+/* The collector and renderers in this process (sanitizer builds check them
+ * for leaks and overflows here), on the same data as the CLI. */
+static void test_in_process(void **state)
+{
+    fixture *f = *state;
+    PGconn *c = PQconnectdb(f->cfg.store.url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PQclear(PQexec(c, "BEGIN READ ONLY"));
+    char err[512];
+    rp_request req = {.date = "2026-11-21", .timezone = "UTC", .title = "In process", .top = 1,
+                      .max_failures = 0};
+    json_t *m = rp_collect(c, &req, err, sizeof err);
+    if (!m)
+        fail_msg("%s", err);
+    assert_int_equal(ival(m, "summary.executions"), 9);
+    assert_int_equal(json_array_size(path(m, "connections.0.failures")), 0); /* max_failures 0 */
+    assert_int_equal(json_array_size(path(m, "connections.0.analyses.1.log_analysis.slowest")), 1);
+    char *md = rp_markdown(m), *html = rp_html(m);
+    expect_has(md, "# In process: 2026-11-21");
+    expect_has(md, "(1 more not listed)");
+    expect_has(html, "<svg");
+    free(md);
+    free(html);
+    json_decref(m);
+    PQclear(PQexec(c, "ROLLBACK"));
+    /* a bad zone: NULL and a message, nothing leaked */
+    PQclear(PQexec(c, "BEGIN READ ONLY"));
+    req.timezone = "Nowhere/Nothing";
+    assert_null(rp_collect(c, &req, err, sizeof err));
+    expect_has(err, "timezone: \"Nowhere/Nothing\"");
+    PQclear(PQexec(c, "ROLLBACK"));
+    PQfinish(c);
+    /* escaping */
+    rp_buf b = {0};
+    rp_put_html(&b, "<a href='x'>&\"</a>");
+    assert_string_equal(b.s, "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
+    rp_buf_free(&b);
+    rp_put_md_cell(&b, "a|b\nc", 0);
+    assert_string_equal(b.s, "a\\|b c");
+    rp_buf_free(&b);
+    rp_put_md_cell(&b, "h\xc3\xa9llo", 2); /* never cut inside the two-byte é */
+    assert_string_equal(b.s, "h\xc3\xa9\xe2\x80\xa6");
+    rp_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -779,6 +825,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_webhook_and_output_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_failure_redacted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_needs_store_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_in_process, setup, teardown),
     };
     return cmocka_run_group_tests(tests, tu_group_setup, tu_group_teardown);
 }
