@@ -100,6 +100,21 @@ int report_store_from_result(store *s, int64_t execution_id, const json_t *resul
     return n;
 }
 
+int report_store_from_result_text(store *s, int64_t execution_id, const char *result_json,
+                                  char *err, size_t errlen)
+{
+    if (!result_json || !strstr(result_json, "\"reports\""))
+        return 0;
+    json_error_t je;
+    json_t *doc = json_loads(result_json, 0, &je);
+    if (!doc)
+        return set_err(err, errlen, "reports: execution %lld: the result is not JSON: %s",
+                       (long long)execution_id, je.text);
+    int n = report_store_from_result(s, execution_id, doc, err, errlen);
+    json_decref(doc);
+    return n;
+}
+
 int report_store_find(store *s, const char *date, const char *connection, const char *format,
                       char **body, char *err, size_t errlen)
 {

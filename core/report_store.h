@@ -25,9 +25,21 @@
  * the same execution_id (execution_id 0: none, stored as NULL). Runs in its
  * own transaction unless the store's connection is already in one.
  * Returns the number of rows inserted (0 when `result` is not a report),
- * or -1 with err filled (nothing inserted). */
+ * or -1 with err filled (nothing inserted).
+ *
+ * Call it after the execution's finish was applied (store_exec_finish or
+ * store_finish_batch said STORE_FINISH_OK for a completed execution). It
+ * is idempotent per execution, so calling it again after a crash between
+ * the two transactions repairs the rows. */
 int report_store_from_result(store *s, int64_t execution_id, const json_t *result, char *err,
                              size_t errlen);
+
+/* The same for a result as JSON text (what store_finish.result_json
+ * holds): a text without a "reports" key is not parsed at all, so calling
+ * this for every completed execution costs nothing for other task types.
+ * NULL is not a report. Returns as report_store_from_result(). */
+int report_store_from_result_text(store *s, int64_t execution_id, const char *result_json,
+                                  char *err, size_t errlen);
 
 /* The latest stored report of day `date` (YYYY-MM-DD, in the time zone the
  * report was made for) in `format` (json, markdown or html) whose scope is

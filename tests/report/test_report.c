@@ -566,6 +566,14 @@ static void test_store_from_result(void **state)
     assert_int_equal(report_store_from_result(f->s, exec_id, res, err, sizeof err), 2);
     assert_int_equal(tu_ll(f->s, "SELECT count(*) FROM reports WHERE execution_id = %lld", exec_id),
                      2);
+    /* the text variant: other results are not even parsed */
+    assert_int_equal(report_store_from_result_text(f->s, exec_id, "{\"rows\": [1, 2]}", err,
+                                                   sizeof err), 0);
+    assert_int_equal(report_store_from_result_text(f->s, exec_id, NULL, err, sizeof err), 0);
+    char *text = json_dumps(res, JSON_COMPACT);
+    assert_int_equal(report_store_from_result_text(f->s, exec_id, text, err, sizeof err), 2);
+    free(text);
+    assert_int_equal(tu_ll(f->s, "SELECT count(*) FROM reports"), 2);
     char *body = NULL;
     assert_int_equal(report_store_find(f->s, "2026-11-21", NULL, "markdown", &body, err, sizeof err),
                      0);
