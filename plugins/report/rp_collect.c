@@ -60,12 +60,25 @@ static const char failures_sql[] =
     "a.execution_id = e.id AND a.error IS NOT NULL ORDER BY a.attempt DESC LIMIT 1), "
     "'(no message)') FROM e WHERE status = 'failed' ORDER BY conn, at, id";
 
-static const char results_sql[] =
-    "SELECT DISTINCT ON (1, 2) coalesce(connection_id, ''), coalesce(task_name, analysis_type), "
-    "analysis_type, execution_id, to_char(created_at, '" TS_FMT "'), result::text "
-    "FROM analysis_results WHERE created_at >= $1::timestamptz AND created_at < $2::timestamptz "
-    "AND ($3::text IS NULL OR connection_id = $3::text) AND analysis_type <> 'report' "
-    "ORDER BY 1, 2, created_at DESC, id DESC";
+/* The latest result of each task in the period, chosen on ids first so
+ * that only those results are read and cast (results can be large).
+ * `projection` is what is read of each: all of it, or (previous period) only
+ * the figures compared. */
+#define RESULTS_SQL(projection)                                                                \
+    "SELECT coalesce(r.connection_id, ''), coalesce(r.task_name, r.analysis_type), "          \
+    "r.analysis_type, r.execution_id, to_char(r.created_at, '" TS_FMT "'), " projection       \
+    " FROM analysis_results r JOIN (SELECT DISTINCT ON (coalesce(connection_id, ''), "         \
+    "coalesce(task_name, analysis_type)) id FROM analysis_results "                            \
+    "WHERE created_at >= $1::timestamptz AND created_at < $2::timestamptz "                    \
+    "AND ($3::text IS NULL OR connection_id = $3::text) AND analysis_type <> 'report' "        \
+    "ORDER BY coalesce(connection_id, ''), coalesce(task_name, analysis_type), "               \
+    "created_at DESC, id DESC) l USING (id) ORDER BY 1, 2"
+
+static const char results_sql[] = RESULTS_SQL("r.result::text");
+static const char prev_results_sql[] =
+    RESULTS_SQL("jsonb_build_object('status', r.result->'status', "
+                "'queries', jsonb_build_object('total', r.result#>'{queries,total}'), "
+                "'errors', jsonb_build_object('total', r.result#>'{errors,total}'))::text");
 
 static const char day_sql[] =
     "WITH d AS (SELECT coalesce($1::date, current_date - 1) AS d) "
@@ -490,7 +503,7 @@ json_t *rp_collect(PGconn *c, const rp_request *req, char *err, size_t errlen)
         !(pagg = query(c, "previous executions", aggregate_sql, 3, prev, err, errlen)) ||
         !(fail = query(c, "failures", failures_sql, 3, cur, err, errlen)) ||
         !(res = query(c, "results", results_sql, 3, cur, err, errlen)) ||
-        !(pres = query(c, "previous results", results_sql, 3, prev, err, errlen)) ||
+        !(pres = query(c, "previous results", prev_results_sql, 3, prev, err, errlen)) ||
         !(timeline = timeline_of(c, cur, &p, err, errlen)))
         goto done;
     model = model_head(req, &p);
