@@ -116,9 +116,10 @@ static int report_show(const pgr_config *cfg, const report_opts *o)
     if (rc == 1) {
         cli_error("no stored %s report for %s (%s%s); build one with: pgreviewer report "
                   "generate --date %s%s%s",
-                  format_name(o->format), o->date, o->connection ? "connection " : "all connections",
-                  o->connection ? o->connection : "", o->date, o->connection ? " --connection " : "",
-                  o->connection ? o->connection : "");
+                  format_name(o->format), o->date,
+                  o->connection ? "connection " : "all connections",
+                  o->connection ? o->connection : "", o->date,
+                  o->connection ? " --connection " : "", o->connection ? o->connection : "");
         return EXIT_FAIL;
     }
     fputs(body, stdout);
@@ -194,7 +195,8 @@ static int emit(const json_t *result, const char *format, const char *output)
     }
     int rc = EXIT_OK;
     FILE *f = output ? fopen(output, "w") : stdout;
-    if (!f || fputs(body, f) < 0 || (body[0] && body[strlen(body) - 1] != '\n' && fputc('\n', f) < 0) ||
+    if (!f || fputs(body, f) < 0 ||
+        (body[0] && body[strlen(body) - 1] != '\n' && fputc('\n', f) < 0) ||
         (output && fclose(f) != 0)) {
         cli_error("report generate: cannot write %s", output ? output : "standard output");
         rc = EXIT_FAIL;

@@ -251,7 +251,8 @@ static json_t *duration_change(const json_t *cur, const json_t *prev)
 static json_t *change_of(const json_t *cur, const json_t *prev)
 {
     const json_t *cs = json_object_get(cur, "by_status"), *ps = json_object_get(prev, "by_status");
-    const json_t *cd = json_object_get(cur, "duration_ms"), *pd = json_object_get(prev, "duration_ms");
+    const json_t *cd = json_object_get(cur, "duration_ms"),
+                 *pd = json_object_get(prev, "duration_ms");
     return json_pack("{s:o, s:o, s:o, s:o}", "executions",
                      count_change(rp_int(cur, "executions"), rp_int(prev, "executions")),
                      "failed", count_change(rp_int(cs, "failed"), rp_int(ps, "failed")), "avg_ms",

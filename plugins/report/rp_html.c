@@ -325,7 +325,8 @@ static void durations_svg(rp_buf *b, const json_t *conns)
     for (i = 0; i < n; i++) {
         double y = T + row * (double)i;
         char label[48], a[32], p[32], m[32];
-        snprintf(label, sizeof label, "%.18s%s", rows[i].task, strlen(rows[i].task) > 18 ? "…" : "");
+        snprintf(label, sizeof label, "%.18s%s", rows[i].task,
+                 strlen(rows[i].task) > 18 ? "…" : "");
         rp_printf(b, "<text x=\"0\" y=\"%.0f\" font-size=\"12\" fill=\"#1f2933\">", y + 14);
         esc(b, label);
         rp_put(b, "</text>");
@@ -553,7 +554,8 @@ static void analyses_html(rp_buf *b, const json_t *list)
     const json_t *a;
     json_array_foreach(list, i, a)
     {
-        const json_t *la = json_object_get(a, "log_analysis"), *cs = json_object_get(a, "custom_sql");
+        const json_t *la = json_object_get(a, "log_analysis"),
+                     *cs = json_object_get(a, "custom_sql");
         const json_t *prev = json_object_get(a, "previous");
         rp_put(b, "<h3>");
         esc(b, rp_str(a, "type"));

@@ -139,7 +139,8 @@ static void failures_table(rp_buf *b, const json_t *conn)
         rp_put(b, "\n");
     }
     if (total > (json_int_t)json_array_size(f))
-        rp_printf(b, "\n(%lld more not listed)\n", (long long)(total - (json_int_t)json_array_size(f)));
+        rp_printf(b, "\n(%lld more not listed)\n",
+                  (long long)(total - (json_int_t)json_array_size(f)));
     rp_put(b, "\n");
 }
 
@@ -241,7 +242,8 @@ static void analyses_md(rp_buf *b, const json_t *list)
     const json_t *a;
     json_array_foreach(list, i, a)
     {
-        const json_t *la = json_object_get(a, "log_analysis"), *cs = json_object_get(a, "custom_sql");
+        const json_t *la = json_object_get(a, "log_analysis"),
+                     *cs = json_object_get(a, "custom_sql");
         rp_printf(b, "##### %s `%s`", rp_str(a, "type"), rp_str(a, "task"));
         if (cs)
             rp_printf(b, ": **%s**", rp_str(cs, "status"));

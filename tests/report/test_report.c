@@ -149,11 +149,13 @@ static const char la_result[] =
     "    \"max_ms\": 4321.5, \"avg_ms\": 250.25, \"total_ms\": 4254.2},"
     "   {\"query\": \"SELECT count(*) FROM big\", \"count\": 2, \"max_ms\": 900, \"avg_ms\": 800,"
     "    \"total_ms\": 1600}],"
-    "  \"top_by_total_duration\": [{\"query\": \"UPDATE stock SET qty = qty - $1\", \"count\": 2500,"
+    "  \"top_by_total_duration\": [{\"query\": \"UPDATE stock SET qty = qty - $1\", \"count\": "
+    "2500,"
     "    \"total_ms\": 98765.4, \"avg_ms\": 39.5, \"max_ms\": 400}]},"
     " \"errors\": {\"total\": 12, \"classes\": [{\"message_class\": \"deadlock detected\","
     "   \"level\": \"ERROR\", \"count\": 7, \"sqlstate\": {\"40P01\": 7}},"
-    "  {\"message_class\": \"duplicate key value violates unique constraint\", \"level\": \"ERROR\","
+    "  {\"message_class\": \"duplicate key value violates unique constraint\", \"level\": "
+    "\"ERROR\","
     "   \"count\": 5, \"sqlstate\": {\"23505\": 5}}]}}";
 
 static const char la_prev_result[] =
@@ -362,7 +364,8 @@ static void test_markdown(void **state)
     expect_has(r.out, "| failed | 2 | 0 | +2 |");
     expect_has(r.out, "| average duration | 1.39 s | 400 ms | +989 ms (+247%) |");
     expect_has(r.out, "### Connection `prod-main`");
-    expect_has(r.out, "| checks | custom_sql | 5 | 4 | 1 | 0 | 100 ms | 1.20 s | 4.08 s | 5.00 s | +3 |");
+    expect_has(r.out,
+               "| checks | custom_sql | 5 | 4 | 1 | 0 | 100 ms | 1.20 s | 4.08 s | 5.00 s | +3 |");
     expect_has(r.out, "canceling statement due to statement timeout");
     expect_has(r.out, "| 4.32 s | 17 | 250 ms | SELECT * FROM orders WHERE id = $1 |");
     expect_has(r.out, "| 7 | ERROR | deadlock detected |");
@@ -502,6 +505,12 @@ static void test_range_and_timezone(void **state)
     assert_int_equal(ival(m, "summary.executions"), 8);
     assert_int_equal(ival(m, "summary.by_status.failed"), 1);
     json_decref(m);
+    /* A 25-hour day: Paris leaves summer time on 2026-10-25. */
+    m = generate_json(f, "--date", "2026-10-25", "--timezone", "Europe/Paris");
+    assert_string_equal(sval(m, "period.start"), "2026-10-25T00:00:00+02");
+    assert_string_equal(sval(m, "period.end"), "2026-10-26T00:00:00+01");
+    assert_string_equal(sval(m, "previous_period.start"), "2026-10-24T00:00:00+02");
+    json_decref(m);
     cli_out r = run_report(&f->cfg, "generate", "--format", "json", "--from",
                            "2026-11-21T12:00:00Z", "--to", "2026-11-21T14:00:00Z", NULL);
     expect_rc(&r, 0);
@@ -575,13 +584,14 @@ static void test_store_from_result(void **state)
     free(text);
     assert_int_equal(tu_ll(f->s, "SELECT count(*) FROM reports"), 2);
     char *body = NULL;
-    assert_int_equal(report_store_find(f->s, "2026-11-21", NULL, "markdown", &body, err, sizeof err),
-                     0);
+    assert_int_equal(
+        report_store_find(f->s, "2026-11-21", NULL, "markdown", &body, err, sizeof err), 0);
     assert_string_equal(body, "# hi");
     free(body);
-    assert_int_equal(report_store_find(f->s, "2026-11-20", NULL, "markdown", &body, err, sizeof err),
+    assert_int_equal(
+        report_store_find(f->s, "2026-11-20", NULL, "markdown", &body, err, sizeof err), 1);
+    assert_int_equal(report_store_find(f->s, "2026-11-21", NULL, "html", &body, err, sizeof err),
                      1);
-    assert_int_equal(report_store_find(f->s, "2026-11-21", NULL, "html", &body, err, sizeof err), 1);
     /* a bad period is an error and stores nothing */
     json_object_set_new(json_object_get(res, "period"), "start", json_string("yesterday-ish"));
     assert_int_equal(report_store_from_result(f->s, exec_id, res, err, sizeof err), -1);
@@ -704,7 +714,8 @@ static void test_webhook_and_output_dir(void **state)
     free(body);
     free(req);
     /* the files */
-    char *md = xasprintf("%s/report-2026-11-21.md", dir), *js = xasprintf("%s/report-2026-11-21.json", dir);
+    char *md = xasprintf("%s/report-2026-11-21.md", dir),
+         *js = xasprintf("%s/report-2026-11-21.json", dir);
     char *html = xasprintf("%s/report-2026-11-21.html", dir), rerr[128];
     char *text = read_file(md, NULL, rerr, sizeof rerr);
     assert_non_null(text);
@@ -734,7 +745,8 @@ static void test_webhook_failure_redacted(void **state)
     exec_result *r = run_plugin(f, params);
     assert_int_equal(r->outcome, EXEC_RETRY);
     char want[200];
-    snprintf(want, sizeof want, "webhook http://***@127.0.0.1:%d/hook?***: HTTP status 500", k.port);
+    snprintf(want, sizeof want, "webhook http://***@127.0.0.1:%d/hook?***: HTTP status 500",
+             k.port);
     assert_string_equal(r->message, want);
     exec_result_free(r);
     free(params);
@@ -766,7 +778,8 @@ static void test_needs_store_connection(void **state)
     while (pool_wait(pool, &r, -1) == 0)
         ;
     assert_int_equal(r->outcome, EXEC_FAIL);
-    assert_string_equal(r->message, "report: the task needs `connection: store` (the analytics store)");
+    assert_string_equal(r->message,
+                        "report: the task needs `connection: store` (the analytics store)");
     exec_result_free(r);
     pool_free(pool, 0);
     loader_free(reg);
