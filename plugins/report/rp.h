@@ -74,8 +74,9 @@ typedef struct rp_request {
     int max_failures;
 } rp_request;
 
-/* Query the store on `conn` (a connection in a transaction, read-only is
- * enough) and build the report model. Returns a new reference, or NULL
+/* Query the store on `conn` and build the report model. The queries run in
+ * the connection's transaction (the host's read-only one), or in one of
+ * their own when the connection is idle; the time zone is set in it. Returns a new reference, or NULL
  * with a message in err (a bad date, zone or period; a failed query). */
 json_t *rp_collect(PGconn *conn, const rp_request *req, char *err, size_t errlen);
 

@@ -490,7 +490,29 @@ static json_t *model_head(const rp_request *req, const period *p)
                      req->timezone, "summary", summary, "connections");
 }
 
+/* The host hands the store over inside a read-only transaction; should it
+ * not, open one: the time zone is set transaction-locally and every query
+ * must see the same snapshot. Returns true when the transaction is ours. */
+static bool own_transaction(PGconn *c)
+{
+    if (PQtransactionStatus(c) != PQTRANS_IDLE)
+        return false;
+    PQclear(PQexec(c, "BEGIN READ ONLY"));
+    return true;
+}
+
+static json_t *collect(PGconn *c, const rp_request *req, char *err, size_t errlen);
+
 json_t *rp_collect(PGconn *c, const rp_request *req, char *err, size_t errlen)
+{
+    bool own = own_transaction(c);
+    json_t *model = collect(c, req, err, errlen);
+    if (own)
+        PQclear(PQexec(c, "ROLLBACK")); /* read only: nothing to keep */
+    return model;
+}
+
+static json_t *collect(PGconn *c, const rp_request *req, char *err, size_t errlen)
 {
     period p;
     if (set_timezone(c, req->timezone, err, errlen) < 0 ||

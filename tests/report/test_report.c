@@ -810,12 +810,21 @@ static void test_in_process(void **state)
     free(html);
     json_decref(m);
     PQclear(PQexec(c, "ROLLBACK"));
+    /* an idle connection: its own transaction, the zone not left behind */
+    req.timezone = "Asia/Yekaterinburg";
+    m = rp_collect(c, &req, err, sizeof err);
+    assert_non_null(m);
+    assert_string_equal(sval(m, "period.start"), "2026-11-21T00:00:00+05");
+    json_decref(m);
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+    PGresult *tz = PQexec(c, "SHOW TimeZone");
+    assert_string_not_equal(PQgetvalue(tz, 0, 0), "Asia/Yekaterinburg");
+    PQclear(tz);
     /* a bad zone: NULL and a message, nothing leaked */
-    PQclear(PQexec(c, "BEGIN READ ONLY"));
     req.timezone = "Nowhere/Nothing";
     assert_null(rp_collect(c, &req, err, sizeof err));
     expect_has(err, "timezone: \"Nowhere/Nothing\"");
-    PQclear(PQexec(c, "ROLLBACK"));
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
     PQfinish(c);
     /* escaping */
     rp_buf b = {0};
