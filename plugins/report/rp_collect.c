@@ -400,6 +400,14 @@ static json_t *custom_sql_highlights(const json_t *res)
             if (json_object_get(q, *f))
                 json_object_set(o, *f, json_object_get(q, *f));
         json_object_set_new(o, "alerts", top_of(json_object_get(q, "alerts"), 1 << 30, alert_keys));
+        /* the column order of the rows (the store's jsonb sorts object keys) */
+        json_t *cols = json_array();
+        size_t j;
+        json_t *col;
+        json_array_foreach(json_object_get(q, "columns"), j, col)
+            if (json_is_string(json_object_get(col, "name")))
+                json_array_append(cols, json_object_get(col, "name"));
+        json_object_set_new(o, "columns", cols);
         json_array_append_new(queries, o);
     }
     return json_pack("{s:s, s:O?, s:o}", "status", rp_str(res, "status"), "summary",

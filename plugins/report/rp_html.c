@@ -478,6 +478,42 @@ static void log_analysis_html(rp_buf *b, const json_t *la)
     rp_put(b, "</tbody></table></div>");
 }
 
+/* The row behind an alert as a one-row table, its columns in the query's
+ * order when it is known (`columns`, names), else in the row's. */
+static void row_table(rp_buf *b, const json_t *row, const json_t *columns)
+{
+    json_t *names = json_array();
+    size_t i;
+    const json_t *c;
+    json_array_foreach(columns, i, c) if (json_object_get(row, json_string_value(c)))
+        json_array_append(names, (json_t *)c);
+    const char *k;
+    const json_t *x;
+    json_object_foreach((json_t *)row, k, x)
+    {
+        bool listed = false;
+        json_array_foreach(names, i, c) listed = listed || strcmp(json_string_value(c), k) == 0;
+        if (!listed)
+            json_array_append_new(names, json_string(k));
+    }
+    rp_put(b, "<div class=\"tw\"><table><thead><tr>");
+    json_array_foreach(names, i, c)
+    {
+        rp_put(b, "<th>");
+        esc(b, json_string_value(c));
+        rp_put(b, "</th>");
+    }
+    rp_put(b, "</tr></thead><tbody><tr>");
+    json_array_foreach(names, i, c)
+    {
+        char *t = rp_value_text(json_object_get(row, json_string_value(c)));
+        td_text(b, "q", t ? t : "");
+        free(t);
+    }
+    rp_put(b, "</tr></tbody></table></div>");
+    json_decref(names);
+}
+
 static void alert_html(rp_buf *b, const json_t *q, const json_t *a)
 {
     const char *st = rp_str(a, "status");
@@ -493,25 +529,8 @@ static void alert_html(rp_buf *b, const json_t *q, const json_t *a)
     rp_put(b, "</code>)");
     free(v);
     const json_t *row = json_object_get(a, "row");
-    if (json_is_object(row)) {
-        rp_put(b, "<div class=\"tw\"><table><thead><tr>");
-        const char *k;
-        const json_t *x;
-        json_object_foreach((json_t *)row, k, x)
-        {
-            rp_put(b, "<th>");
-            esc(b, k);
-            rp_put(b, "</th>");
-        }
-        rp_put(b, "</tr></thead><tbody><tr>");
-        json_object_foreach((json_t *)row, k, x)
-        {
-            char *t = rp_value_text(x);
-            td_text(b, "q", t ? t : "");
-            free(t);
-        }
-        rp_put(b, "</tr></tbody></table></div>");
-    }
+    if (json_is_object(row))
+        row_table(b, row, json_object_get(q, "columns"));
     rp_put(b, "</div>");
 }
 
@@ -545,6 +564,13 @@ static void custom_sql_html(rp_buf *b, const json_t *cs)
             rp_put(b, "</div>");
         }
         json_array_foreach(json_object_get(q, "alerts"), j, a) alert_html(b, q, a);
+        if (json_is_true(json_object_get(q, "alerts_truncated"))) {
+            rp_printf(b, "<p class=\"muted\">%lld alerts in all for ",
+                      (long long)rp_int(q, "alert_count"));
+            esc(b, rp_str(q, "name"));
+            rp_printf(b, "; the first %zu are shown.</p>",
+                      json_array_size(json_object_get(q, "alerts")));
+        }
     }
 }
 

@@ -193,6 +193,26 @@ static void log_analysis_md(rp_buf *b, const json_t *la)
     rp_put(b, "\n");
 }
 
+/* One warning or critical alert with the row behind it, as a list item. */
+static void alert_md(rp_buf *b, const json_t *q, const json_t *a)
+{
+    char *v = rp_value_text(json_object_get(a, "value"));
+    char *row = rp_value_text(json_object_get(a, "row"));
+    rp_printf(b, "- **%s** `%s`: ", rp_str(a, "status"), rp_str(q, "name"));
+    rp_put_md_cell(b, rp_str(a, "threshold"), CELL_MAX);
+    rp_put(b, " (value ");
+    rp_put_md_cell(b, v ? v : "", CELL_MAX);
+    rp_put(b, ")");
+    if (row && json_object_get(a, "row")) {
+        rp_put(b, ", row: `` ");
+        rp_put_md_cell(b, row, 400);
+        rp_put(b, " ``");
+    }
+    rp_put(b, "\n");
+    free(v);
+    free(row);
+}
+
 static void custom_sql_md(rp_buf *b, const json_t *cs)
 {
     rp_put(b, "| query | status | rows | alerts |\n|---|---|---:|---:|\n");
@@ -210,25 +230,16 @@ static void custom_sql_md(rp_buf *b, const json_t *cs)
     rp_put(b, "\n");
     json_array_foreach(json_object_get(cs, "queries"), i, q)
     {
-        if (json_object_get(q, "error"))
-            rp_printf(b, "- **unknown** `%s`: %s\n", rp_str(q, "name"), rp_str(q, "error"));
-        json_array_foreach(json_object_get(q, "alerts"), j, a)
-        {
-            char *v = rp_value_text(json_object_get(a, "value"));
-            char *row = rp_value_text(json_object_get(a, "row"));
-            rp_printf(b, "- **%s** `%s`: %s (value ", rp_str(a, "status"), rp_str(q, "name"),
-                      rp_str(a, "threshold"));
-            rp_put_md_cell(b, v ? v : "", CELL_MAX);
-            rp_put(b, ")");
-            if (row && json_object_get(a, "row")) {
-                rp_put(b, ", row: `");
-                rp_put_md_cell(b, row, 400);
-                rp_put(b, "`");
-            }
+        if (json_object_get(q, "error")) {
+            rp_printf(b, "- **unknown** `%s`: ", rp_str(q, "name"));
+            rp_put_md_cell(b, rp_str(q, "error"), 400);
             rp_put(b, "\n");
-            free(v);
-            free(row);
         }
+        json_array_foreach(json_object_get(q, "alerts"), j, a) alert_md(b, q, a);
+        size_t shown = json_array_size(json_object_get(q, "alerts"));
+        if (json_is_true(json_object_get(q, "alerts_truncated")))
+            rp_printf(b, "- (%lld alerts in all for `%s`; the first %zu are shown)\n",
+                      (long long)rp_int(q, "alert_count"), rp_str(q, "name"), shown);
     }
     rp_put(b, "\n");
 }

@@ -163,8 +163,8 @@ static const char la_prev_result[] =
     " \"errors\": {\"total\": 5, \"classes\": []}}";
 
 static const char csql_result[] =
-    "{\"schema_version\": 1, \"status\": \"warning\", \"summary\": {\"ok\": 1, \"warning\": 1,"
-    " \"critical\": 0, \"unknown\": 0, \"skipped\": 0},"
+    "{\"schema_version\": 1, \"status\": \"critical\", \"summary\": {\"ok\": 1, \"warning\": 1,"
+    " \"critical\": 1, \"unknown\": 0, \"skipped\": 0},"
     " \"queries\": [{\"name\": \"long_transactions\", \"status\": \"warning\", \"row_count\": 2,"
     "   \"rows\": [{\"pid\": 4242, \"usename\": \"batch\", \"age_s\": 1234}, {\"pid\": 1, "
     "\"usename\": \"x\", \"age_s\": 1}],"
@@ -172,7 +172,15 @@ static const char csql_result[] =
     "   \"threshold\": \"age_s > 300\", \"column\": \"age_s\", \"value\": 1234, \"row_number\": 1,"
     "   \"row\": {\"pid\": 4242, \"usename\": \"batch_loader\", \"age_s\": 1234}}]},"
     "  {\"name\": \"cache_hit_ratio\", \"status\": \"ok\", \"row_count\": 1, \"alert_count\": 0,"
-    "   \"alerts\": []}]}";
+    "   \"alerts\": []},"
+    "  {\"name\": \"blocking_locks\", \"status\": \"critical\", \"row_count\": 250,"
+    "   \"columns\": [{\"name\": \"blocked_pid\", \"type\": \"int4\"}, {\"name\": \"blocking_pid\","
+    "   \"type\": \"int4\"}, {\"name\": \"waiting_s\", \"type\": \"int4\"}, {\"name\": \"query\","
+    "   \"type\": \"text\"}],"
+    "   \"alert_count\": 250, \"alerts_truncated\": true, \"alerts\": [{\"status\": \"critical\","
+    "   \"threshold\": \"waiting_s > 60\", \"column\": \"waiting_s\", \"value\": 611,"
+    "   \"row_number\": 1, \"row\": {\"blocked_pid\": 5150, \"blocking_pid\": 4242,"
+    "   \"waiting_s\": 611, \"query\": \"UPDATE accounts SET balance = balance - 1 WHERE id = 7\"}}]}]}";
 
 static void seed(store *s)
 {
@@ -333,7 +341,10 @@ static void test_json_analyses(void **state)
     assert_int_equal(ival(m, "summary.analyses"), 2);
     /* prod-main: checks (custom_sql) then nightly-logs (log_analysis), by task name */
     assert_string_equal(sval(m, "connections.0.analyses.0.task"), "checks");
-    assert_string_equal(sval(m, "connections.0.analyses.0.custom_sql.status"), "warning");
+    assert_string_equal(sval(m, "connections.0.analyses.0.custom_sql.status"), "critical");
+    assert_true(json_is_true(path(m, "connections.0.analyses.0.custom_sql.queries.2.alerts_truncated")));
+    assert_int_equal(ival(m, "connections.0.analyses.0.custom_sql.queries.2.alerts.0.row.blocked_pid"),
+                     5150);
     assert_string_equal(
         sval(m, "connections.0.analyses.0.custom_sql.queries.0.alerts.0.threshold"), "age_s > 300");
     assert_string_equal(
@@ -369,8 +380,11 @@ static void test_markdown(void **state)
     expect_has(r.out, "canceling statement due to statement timeout");
     expect_has(r.out, "| 4.32 s | 17 | 250 ms | SELECT * FROM orders WHERE id = $1 |");
     expect_has(r.out, "| 7 | ERROR | deadlock detected |");
-    expect_has(r.out, "- **warning** `long_transactions`: age_s > 300 (value 1234), row: ");
+    expect_has(r.out, "- **warning** `long_transactions`: age_s > 300 (value 1234), row: `` {");
     expect_has(r.out, "batch_loader");
+    expect_has(r.out, "##### custom_sql `checks`: **critical**");
+    expect_has(r.out, "- **critical** `blocking_locks`: waiting_s > 60 (value 611)");
+    expect_has(r.out, "- (250 alerts in all for `blocking_locks`; the first 1 are shown)");
     expect_has(r.out, "Previous period: 3000 queries, 5 errors.");
     const char *keep = getenv("PGR_REPORT_KEEP_MD"); /* like PGR_REPORT_KEEP_HTML */
     FILE *kf = keep ? fopen(keep, "w") : NULL;
@@ -397,7 +411,8 @@ static void test_html(void **state)
                           "'pgreviewer report: 2026-11-21' 'prod-main' 'replica-2' "
                           "'SELECT * FROM orders WHERE id = $1' 'deadlock detected' "
                           "'canceling statement due to statement timeout' 'age_s > 300' "
-                          "'batch_loader' '1.39 s' '4.20 s' 'Executions over time'",
+                          "'batch_loader' '1.39 s' '4.20 s' 'Executions over time' "
+                          "'250 alerts in all for blocking_locks; the first 1 are shown.'",
                           test_source_dir(), file);
     char *out = NULL;
     int rc = run_capture(cmd, &out);
@@ -410,6 +425,8 @@ static void test_html(void **state)
     char *html = read_file(file, NULL, rerr, sizeof rerr);
     assert_non_null(html);
     expect_has(html, "@media print");
+    /* the row behind the alert in the query's column order, not jsonb's */
+    expect_has(html, "<th>blocked_pid</th><th>blocking_pid</th><th>waiting_s</th><th>query</th>");
     expect_has(html, "@media (max-width:600px)");
     expect_has(html, "<meta name=\"viewport\"");
     free(html);
