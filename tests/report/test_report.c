@@ -180,7 +180,8 @@ static const char csql_result[] =
     "   \"alert_count\": 250, \"alerts_truncated\": true, \"alerts\": [{\"status\": \"critical\","
     "   \"threshold\": \"waiting_s > 60\", \"column\": \"waiting_s\", \"value\": 611,"
     "   \"row_number\": 1, \"row\": {\"blocked_pid\": 5150, \"blocking_pid\": 4242,"
-    "   \"waiting_s\": 611, \"query\": \"UPDATE accounts SET balance = balance - 1 WHERE id = 7\"}}]}]}";
+    "   \"waiting_s\": 611, \"query\": \"UPDATE accounts SET balance = balance - 1 WHERE id = "
+    "7\"}}]}]}";
 
 static void seed(store *s)
 {
@@ -342,9 +343,10 @@ static void test_json_analyses(void **state)
     /* prod-main: checks (custom_sql) then nightly-logs (log_analysis), by task name */
     assert_string_equal(sval(m, "connections.0.analyses.0.task"), "checks");
     assert_string_equal(sval(m, "connections.0.analyses.0.custom_sql.status"), "critical");
-    assert_true(json_is_true(path(m, "connections.0.analyses.0.custom_sql.queries.2.alerts_truncated")));
-    assert_int_equal(ival(m, "connections.0.analyses.0.custom_sql.queries.2.alerts.0.row.blocked_pid"),
-                     5150);
+    assert_true(
+        json_is_true(path(m, "connections.0.analyses.0.custom_sql.queries.2.alerts_truncated")));
+    assert_int_equal(
+        ival(m, "connections.0.analyses.0.custom_sql.queries.2.alerts.0.row.blocked_pid"), 5150);
     assert_string_equal(
         sval(m, "connections.0.analyses.0.custom_sql.queries.0.alerts.0.threshold"), "age_s > 300");
     assert_string_equal(
