@@ -844,6 +844,20 @@ static void test_in_process(void **state)
     assert_null(rp_collect(c, &req, err, sizeof err));
     expect_has(err, "timezone: \"Nowhere/Nothing\"");
     assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+    /* a task without a connection gets a section of its own */
+    tu_exec(f->s, "INSERT INTO scheduled_tasks (name, task_type, owner) "
+                  "VALUES ('local-logs', 'log_analysis', 'config')");
+    add_exec(f->s, "local-logs", "2026-11-21 05:00:00", 42, "completed", 1, NULL);
+    req.timezone = "UTC";
+    m = rp_collect(c, &req, err, sizeof err);
+    assert_non_null(m);
+    assert_int_equal(json_array_size(path(m, "connections")), 3);
+    assert_true(json_is_null(path(m, "connections.0.connection")));
+    assert_int_equal(ival(m, "connections.0.duration_ms.max"), 42);
+    md = rp_markdown(m);
+    expect_has(md, "### Tasks without a connection");
+    free(md);
+    json_decref(m);
     PQfinish(c);
     /* escaping */
     rp_buf b = {0};
