@@ -19,6 +19,7 @@
 
 #include "cli.h"
 #include "daemon.h"
+#include "report_store.h"
 #include "executor.h"
 #include "log.h"
 #include "runtime.h"
@@ -176,6 +177,9 @@ static void record_finish(once_task *t, const exec_result *r, bool again, int64_
     char err[512];
     if (store_exec_finish(rec_store, &f, err, sizeof err) < 0)
         log_error("task %s: recording the outcome in the store: %s", t->task->name, err);
+    else if (ok && res &&
+             report_store_from_result_text(rec_store, t->exec_id, res, err, sizeof err) < 0)
+        log_error("task %s: storing its report: %s", t->task->name, err);
     free(res);
     free(st);
 }

@@ -14,6 +14,7 @@
 #include "credentials.h"
 #include "log.h"
 #include "queue.h"
+#include "report_store.h"
 #include "runtime.h"
 #include "scheduler.h"
 #include "store.h"
@@ -51,6 +52,11 @@ static const char usage[] =
     "                          the scheduler role: elect a leader, fire tasks into the queue\n"
     "  worker [--processes N] [--prefetch N] [--lease DURATION]\n"
     "                          run queued tasks in N executors until SIGTERM/SIGINT\n"
+    "  report show --date YYYY-MM-DD [--connection NAME] [--format html|md|json]\n"
+    "                          print a stored report\n"
+    "  report generate [--date YYYY-MM-DD | --from ISO8601 --to ISO8601] [--connection NAME]\n"
+    "              [--timezone ZONE] [--format html|md|json] [--output FILE]\n"
+    "                          build a report now, store it, print or write it\n"
     "\n"
     "Options:\n"
     "  --config PATH           main configuration file (default: $PGREVIEWER_CONFIG or\n"
@@ -154,6 +160,8 @@ int main(int argc, char **argv)
         rc = cmd_worker(config_path, n - 1, args + 1);
     } else if (!strcmp(cmd, "queue")) {
         rc = with_config(config_path, false, cmd_queue, n - 1, args + 1);
+    } else if (!strcmp(cmd, "report")) {
+        rc = with_config(config_path, false, cmd_report, n - 1, args + 1);
     } else {
         cli_error("unknown command \"%s\"; see pgreviewer --help", cmd);
     }

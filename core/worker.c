@@ -37,6 +37,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "report_store.h"
 #include "runtime.h"
 #include "store.h"
 #include "util.h"
@@ -747,6 +748,13 @@ static int flush_store(worker *w)
                     done[of[j]->status == STORE_COMPLETED ? 0
                          : of[j]->status == STORE_FAILED  ? 1
                                                           : 2]++;
+                    /* A report task's result also becomes rows of `reports`
+                     * (a no-op for any other result). */
+                    if (of[j]->status == STORE_COMPLETED && items[j].result_json &&
+                        report_store_from_result_text(wr->s, items[j].execution_id,
+                                                      items[j].result_json, err, sizeof err) < 0)
+                        log_error("execution %lld: storing its report: %s",
+                                  (long long)items[j].execution_id, err);
                 }
             }
             pthread_mutex_lock(&w->smu);

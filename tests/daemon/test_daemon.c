@@ -130,7 +130,8 @@ static void test_runs_and_stops(void **state)
     (void)state;
     new_store();
     write_config("  - {name: tick, type: example, schedule: \"* * * * * *\", concurrency: allow}\n"
-                 "  - {name: manual, type: example, params: {mode: flaky, succeed_on: 2}}\n");
+                 "  - {name: manual, type: example, params: {mode: flaky, succeed_on: 2}}\n"
+                 "  - {name: daily, type: report, connection: store}\n");
     start_daemon();
     wait_sql("SELECT count(*) FROM task_executions WHERE task_name = 'tick' AND "
              "status = 'completed'",
@@ -143,6 +144,13 @@ static void test_runs_and_stops(void **state)
     wait_sql("SELECT count(*) FROM task_executions WHERE task_name = 'manual' AND "
              "status = 'completed' AND attempt = 2",
              1, 20000);
+    /* A report task's result is also stored as one row per format. */
+    snprintf(cmd, sizeof cmd, "%s --config %s task trigger daily", getenv("PGR_BIN"), cfg_path);
+    assert_int_equal(run_capture(cmd, &out), 0);
+    free(out);
+    wait_sql("SELECT count(*) FROM reports r JOIN task_executions e ON e.id = r.execution_id "
+             "WHERE e.task_name = 'daily'",
+             3, 20000);
     snprintf(cmd, sizeof cmd, "curl -s http://127.0.0.1:%d/metrics", api_port);
     assert_int_equal(run_capture(cmd, &out), 0);
     assert_non_null(strstr(out, "pgreviewer_scheduler_leader 1\n"));
