@@ -11,6 +11,7 @@
  */
 #include "la_agg.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +93,8 @@ static void smap_add(la_smap *m, la_str k, double v0, double v1)
         e->v[2] = v1;
 }
 
-static void smap_merge(la_smap *dst, const la_smap *src)
+/* Add src's numbers to dst's; v[max_at] is a maximum (-1: none). */
+static void smap_merge(la_smap *dst, const la_smap *src, int max_at)
 {
     for (size_t i = 0; i < src->cap; i++) {
         const la_sent *s = &src->e[i];
@@ -100,7 +102,7 @@ static void smap_merge(la_smap *dst, const la_smap *src)
             continue;
         la_sent *d = la_smap_get(dst, s->key, s->klen);
         for (int k = 0; k < LA_NV; k++)
-            d->v[k] = (k == 2) ? (s->v[k] > d->v[k] ? s->v[k] : d->v[k]) : d->v[k] + s->v[k];
+            d->v[k] = (k == max_at) ? (s->v[k] > d->v[k] ? s->v[k] : d->v[k]) : d->v[k] + s->v[k];
     }
 }
 
@@ -123,6 +125,15 @@ static la_str find_after(la_str s, const char *lit, size_t n)
     if (h == NULL)
         return (la_str){NULL, 0};
     return after(s, (size_t)(h - s.p) + n);
+}
+
+/* Durations are kept in integral microseconds (checkpoint times in
+ * integral milliseconds) held in doubles: sums of integers below 2^53 are
+ * exact, so the totals do not depend on the order in which threads add
+ * them up and two runs print the same figures. */
+static double micro(double x)
+{
+    return (double)llround(x * 1000.0);
 }
 
 /* A decimal number at the start of s; *used gets its length (0: none). */
@@ -241,6 +252,7 @@ static void st_grow(la_agg *a)
     free(a->st);
     a->st = ne;
     a->st_cap = ncap;
+    memset(a->shapes, 0, sizeof a->shapes); /* slots moved */
 }
 
 static la_stmt *st_get(la_agg *a, const char *norm, size_t n, uint64_t h)
@@ -273,9 +285,15 @@ static void add_dur(la_stmt *s, double ms)
     s->durs[s->ndur++] = ms;
 }
 
+/* Order of the slowest list: by duration, then the earlier first. */
+static int slower(double ms, int64_t ts, const la_slow *than)
+{
+    return ms > than->ms || (ms == than->ms && ts < than->ts);
+}
+
 static void slow_insert(la_agg *a, double ms, int64_t ts, la_str q, const la_rec *r)
 {
-    if (a->nslow == a->top && ms <= a->slow[a->nslow - 1].ms)
+    if (a->nslow == a->top && !slower(ms, ts, &a->slow[a->nslow - 1]))
         return;
     if (a->nslow == a->top) {
         la_slow *x = &a->slow[--a->nslow];
@@ -285,7 +303,7 @@ static void slow_insert(la_agg *a, double ms, int64_t ts, la_str q, const la_rec
         free(x->app);
     }
     int i = a->nslow++;
-    while (i > 0 && a->slow[i - 1].ms < ms) {
+    while (i > 0 && slower(ms, ts, &a->slow[i - 1])) {
         a->slow[i] = a->slow[i - 1];
         i--;
     }
@@ -293,23 +311,80 @@ static void slow_insert(la_agg *a, double ms, int64_t ts, la_str q, const la_rec
                            xstrndup(r->user.p, r->user.n), xstrndup(r->app.p, r->app.n)};
 }
 
-static void on_statement(la_agg *a, const la_rec *r, double ms, la_str q)
+/*
+ * The shape of a raw statement: its bytes with every run of digits that
+ * follows a character other than a letter, digit, '_', '$' or '-' masked.
+ * Those are exactly the runs normalization turns into '?', whatever their
+ * value, so two statements of the same shape normalize to the same text
+ * and the normalization can be skipped for the second one (pgbench-like
+ * workloads repeat a few shapes with different numbers). Statements with
+ * '"', '\\' or a block comment can change what precedes a run and are never
+ * cached. Returns 0 when the statement must not be cached.
+ */
+static uint64_t shape_hash(const char *p, size_t n)
 {
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    unsigned char prev = ' ';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '"' || c == '\\' || (c == '*' && prev == '/'))
+            return 0;
+        if (c >= '0' && c <= '9') {
+            int word = (prev >= 'a' && prev <= 'z') || (prev >= 'A' && prev <= 'Z') ||
+                       (prev >= '0' && prev <= '9') || prev == '_' || prev == '$' || prev == '-';
+            if (!word && i > 0) {
+                while (i + 1 < n && p[i + 1] >= '0' && p[i + 1] <= '9')
+                    i++;
+                c = 0x01; /* the mask */
+            }
+        }
+        h = (h ^ c) * 0x100000001b3ull;
+        prev = (unsigned char)p[i];
+    }
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 29;
+    return h ? h : 1;
+}
+
+static la_stmt *stmt_for(la_agg *a, la_str q)
+{
+    uint64_t sh = shape_hash(q.p, q.n);
+    la_shape *c = sh ? &a->shapes[sh & (LA_SHAPES - 1)] : NULL;
+    if (c != NULL && c->h == sh) {
+        a->shape_hits++;
+        return &a->st[c->slot];
+    }
     size_t n = la_norm_query(q.p, q.n, &a->norm);
     uint64_t h = la_hash(a->norm.buf, n);
     la_stmt *s = st_get(a, a->norm.buf, n, h);
-    if (s->count == 0) {
+    if (c != NULL) {
+        c = &a->shapes[sh & (LA_SHAPES - 1)]; /* st_get may have cleared it */
+        c->h = sh;
+        c->slot = (size_t)(s - a->st);
+    }
+    return s;
+}
+
+static void on_statement(la_agg *a, const la_rec *r, double ms, la_str q)
+{
+    la_stmt *s = stmt_for(a, q);
+    if (s->count == 0 || (r->ts_ms >= 0 && r->ts_ms < s->first_ts)) {
+        free(s->db);
+        free(s->user);
+        free(s->app);
         s->db = xstrndup(r->db.p, r->db.n);
         s->user = xstrndup(r->user.p, r->user.n);
         s->app = xstrndup(r->app.p, r->app.n);
+        s->first_ts = r->ts_ms;
     }
     s->count++;
     s->total += ms;
     if (ms < s->min)
         s->min = ms;
-    if (ms > s->max || s->example == NULL) {
-        if (ms > s->max)
-            s->max = ms;
+    if (ms > s->max || s->example == NULL || (ms == s->max && r->ts_ms < s->max_ts)) {
+        s->max = ms;
+        s->max_ts = r->ts_ms;
         free(s->example);
         s->example = xstrndup(q.p, q.n > 4096 ? 4096 : q.n);
     }
@@ -323,7 +398,7 @@ static void on_statement(la_agg *a, const la_rec *r, double ms, la_str q)
     la_sent *hr = hour(a, r->ts_ms);
     hr->v[0]++;
     hr->v[1] += ms;
-    if (a->nslow < a->top || ms > a->slow[a->nslow - 1].ms)
+    if (a->nslow < a->top || slower(ms, r->ts_ms, &a->slow[a->nslow - 1]))
         slow_insert(a, ms, r->ts_ms, q, r);
 }
 
@@ -332,7 +407,7 @@ static void on_duration(la_agg *a, const la_rec *r)
 {
     la_str m = after(r->msg, 10);
     size_t used;
-    double ms = num(m, &used);
+    double ms = micro(num(m, &used));
     if (used == 0)
         return;
     m = after(m, used);
@@ -415,7 +490,7 @@ static void on_disconnection(la_agg *a, const la_rec *r)
     double s = num(t3, &u3);
     if (!u1 || !u2 || !u3)
         return;
-    double ms = ((h * 60 + mi) * 60 + s) * 1000.0;
+    double ms = micro(((h * 60 + mi) * 60 + s) * 1000.0);
     la_str user = kv(r->msg, "user=", 5), db = kv(r->msg, "database=", 9);
     la_str host = kv(r->msg, "host=", 5);
     a->sess_n++;
@@ -446,7 +521,7 @@ static void on_ckpt_complete(la_agg *a, const la_rec *r)
             return;
         size_t used;
         double x = num(v, &used);
-        *(double *)((char *)a + f[i].off) += x;
+        *(double *)((char *)a + f[i].off) += micro(x);
         m = after(v, used);
     }
 }
@@ -537,7 +612,7 @@ static void on_process(la_agg *a, const la_rec *r)
     }
     la_str type = word(w, ' ');
     la_str af = find_after(w, " after ", 7);
-    double ms = af.p ? num(af, NULL) : 0;
+    double ms = af.p ? micro(num(af, NULL)) : 0;
     if (acquired) {
         smap_add(&a->lock_acq, type, 1, ms);
     } else {
@@ -687,7 +762,11 @@ void la_agg_add_input(la_agg *a, uint64_t bytes, uint64_t lines)
 static void merge_stmt(la_agg *dst, la_stmt *s)
 {
     la_stmt *d = st_get(dst, s->norm, s->nlen, s->h);
-    if (d->count == 0) {
+    if (d->count == 0 || s->first_ts < d->first_ts) {
+        free(d->db);
+        free(d->user);
+        free(d->app);
+        d->first_ts = s->first_ts;
         d->db = s->db;
         d->user = s->user;
         d->app = s->app;
@@ -697,9 +776,9 @@ static void merge_stmt(la_agg *dst, la_stmt *s)
     d->total += s->total;
     if (s->min < d->min)
         d->min = s->min;
-    if (s->max > d->max || d->example == NULL) {
-        if (s->max > d->max)
-            d->max = s->max;
+    if (s->max > d->max || d->example == NULL || (s->max == d->max && s->max_ts < d->max_ts)) {
+        d->max = s->max;
+        d->max_ts = s->max_ts;
         free(d->example);
         d->example = s->example;
         s->example = NULL;
@@ -771,5 +850,5 @@ void la_agg_merge(la_agg *dst, la_agg *src)
                     &src->sess_db, &src->sess_user, &src->sess_app, &src->sess_host,
                     &src->hours};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
-        smap_merge(d[i], s[i]);
+        smap_merge(d[i], s[i], d[i] == &dst->hours ? -1 : 2);
 }

@@ -35,7 +35,18 @@ typedef struct la_stmt {
     size_t ndur, cdur;
     char *example; /* the slowest occurrence, raw */
     char *db, *user, *app; /* of the first occurrence */
+    int64_t first_ts, max_ts;
+    int p95_done;
+    double p95;
 } la_stmt;
+
+/* Shape cache: the hash of a raw statement with its numbers masked ->
+ * the slot of its normalized statement (see la_agg.c). */
+typedef struct la_shape {
+    uint64_t h; /* 0 = empty */
+    size_t slot;
+} la_shape;
+#define LA_SHAPES 4096
 
 typedef struct la_slow {
     double ms;
@@ -65,6 +76,8 @@ struct la_agg {
     la_smap q_type, q_db, q_user, q_app;
     la_slow *slow;
     int nslow;
+    la_shape shapes[LA_SHAPES];
+    uint64_t shape_hits;
 
     /* errors */
     int64_t by_level[LA_LV_COUNT];

@@ -184,14 +184,24 @@ int64_t la_parse_ts(const char *p, size_t len)
         p[16] != ':' || !DIG(p[17]) || !DIG(p[18]))
         return -1;
 #define N2(i) ((p[i] - '0') * 10 + (p[i + 1] - '0'))
-    int y = N2(0) * 100 + N2(2), mo = N2(5), d = N2(8), h = N2(11), mi = N2(14), s = N2(17);
-#undef N2
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
+    /* consecutive lines share their date: cache its day number per thread */
+    static _Thread_local char last_date[10];
+    static _Thread_local int64_t last_days = -1;
+    int h = N2(11), mi = N2(14), s = N2(17);
+    if (h > 23 || mi > 59 || s > 60)
         return -1;
+    if (last_days < 0 || memcmp(last_date, p, 10) != 0) {
+        int y = N2(0) * 100 + N2(2), mo = N2(5), d = N2(8);
+        if (mo < 1 || mo > 12 || d < 1 || d > 31)
+            return -1;
+        memcpy(last_date, p, 10);
+        last_days = days_from_civil(y, mo, d);
+    }
+#undef N2
     int64_t ms = 0;
     if (len >= 23 && p[19] == '.' && DIG(p[20]) && DIG(p[21]) && DIG(p[22]))
         ms = (p[20] - '0') * 100 + (p[21] - '0') * 10 + (p[22] - '0');
-    return ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + (int64_t)s * 1000 + ms;
+    return ((last_days * 24 + h) * 60 + mi) * 60000 + (int64_t)s * 1000 + ms;
 }
 
 /* Length of a timestamp field ("YYYY-MM-DD HH:MM:SS[.fff][ ZONE]") at p. */
