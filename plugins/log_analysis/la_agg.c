@@ -182,7 +182,13 @@ static la_str quoted(la_str s)
 static la_sent *hour(la_agg *a, int64_t ts)
 {
     int64_t h = ts >= 0 ? ts / 3600000 : -1;
-    return la_smap_get(&a->hours, (const char *)&h, sizeof h);
+    if (a->hour_e != NULL && a->hour_last == h && a->hour_cap == a->hours.cap)
+        return a->hour_e;
+    la_sent *e = la_smap_get(&a->hours, (const char *)&h, sizeof h);
+    a->hour_last = h;
+    a->hour_cap = a->hours.cap;
+    a->hour_e = e;
+    return e;
 }
 
 /* ---- lifecycle ---- */
@@ -222,7 +228,7 @@ void la_agg_free(la_agg *a)
         free(a->slow[i].app);
     }
     free(a->slow);
-    la_smap *maps[] = {&a->q_type, &a->q_db, &a->q_user, &a->q_app, &a->err_state,
+    la_smap *maps[] = {&a->q_dim, &a->q_type, &a->q_db, &a->q_user, &a->q_app, &a->err_state,
                        &a->err_class, &a->err_class_state, &a->lock_acq, &a->lock_wait,
                        &a->ckpt_reason, &a->tmp_stmt, &a->vac_tab, &a->an_tab, &a->conn_db,
                        &a->conn_user, &a->conn_host, &a->conn_dbuser, &a->sess_db,
@@ -391,10 +397,28 @@ static void on_statement(la_agg *a, const la_rec *r, double ms, la_str q)
     add_dur(s, ms);
     a->q_total++;
     a->q_ms += ms;
-    smap_add(&a->q_type, (la_str){s->type, strlen(s->type)}, 1, ms);
-    smap_add(&a->q_db, r->db, 1, ms);
-    smap_add(&a->q_user, r->user, 1, ms);
-    smap_add(&a->q_app, r->app, 1, ms);
+    char key[1024];
+    size_t tl = strlen(s->type);
+    if (tl + r->db.n + r->user.n + r->app.n + 3 <= sizeof key) {
+        char *k = key;
+        memcpy(k, s->type, tl);
+        k += tl;
+        *k++ = '\x01';
+        memcpy(k, r->db.p, r->db.n);
+        k += r->db.n;
+        *k++ = '\x01';
+        memcpy(k, r->user.p, r->user.n);
+        k += r->user.n;
+        *k++ = '\x01';
+        memcpy(k, r->app.p, r->app.n);
+        k += r->app.n;
+        smap_add(&a->q_dim, (la_str){key, (size_t)(k - key)}, 1, ms);
+    } else {
+        smap_add(&a->q_type, (la_str){s->type, tl}, 1, ms);
+        smap_add(&a->q_db, r->db, 1, ms);
+        smap_add(&a->q_user, r->user, 1, ms);
+        smap_add(&a->q_app, r->app, 1, ms);
+    }
     la_sent *hr = hour(a, r->ts_ms);
     hr->v[0]++;
     hr->v[1] += ms;
@@ -746,6 +770,29 @@ void la_agg_record(la_agg *a, const la_rec *r)
     }
 }
 
+void la_agg_finish(la_agg *a)
+{
+    la_smap *dst[4] = {&a->q_type, &a->q_db, &a->q_user, &a->q_app};
+    for (size_t i = 0; i < a->q_dim.cap; i++) {
+        const la_sent *e = &a->q_dim.e[i];
+        if (e->key == NULL)
+            continue;
+        const char *p = e->key, *end = e->key + e->klen;
+        for (int d = 0; d < 4; d++) {
+            const char *sep = d < 3 ? memchr(p, '\x01', (size_t)(end - p)) : end;
+            if (sep == NULL)
+                break;
+            la_sent *t = la_smap_get(dst[d], p, (size_t)(sep - p));
+            t->v[0] += e->v[0];
+            t->v[1] += e->v[1];
+            if (e->v[2] > t->v[2])
+                t->v[2] = e->v[2];
+            p = sep + 1;
+        }
+    }
+    la_smap_free(&a->q_dim);
+}
+
 void la_agg_unparsed(la_agg *a, size_t nlines)
 {
     a->unparsed += nlines;
@@ -837,13 +884,13 @@ void la_agg_merge(la_agg *dst, la_agg *src)
     dst->conn_n += src->conn_n;
     dst->sess_n += src->sess_n;
     dst->sess_ms += src->sess_ms;
-    la_smap *d[] = {&dst->q_type, &dst->q_db, &dst->q_user, &dst->q_app, &dst->err_state,
+    la_smap *d[] = {&dst->q_dim, &dst->q_type, &dst->q_db, &dst->q_user, &dst->q_app, &dst->err_state,
                     &dst->err_class, &dst->err_class_state, &dst->lock_acq, &dst->lock_wait,
                     &dst->ckpt_reason, &dst->tmp_stmt, &dst->vac_tab, &dst->an_tab,
                     &dst->conn_db, &dst->conn_user, &dst->conn_host, &dst->conn_dbuser,
                     &dst->sess_db, &dst->sess_user, &dst->sess_app, &dst->sess_host,
                     &dst->hours};
-    la_smap *s[] = {&src->q_type, &src->q_db, &src->q_user, &src->q_app, &src->err_state,
+    la_smap *s[] = {&src->q_dim, &src->q_type, &src->q_db, &src->q_user, &src->q_app, &src->err_state,
                     &src->err_class, &src->err_class_state, &src->lock_acq, &src->lock_wait,
                     &src->ckpt_reason, &src->tmp_stmt, &src->vac_tab, &src->an_tab,
                     &src->conn_db, &src->conn_user, &src->conn_host, &src->conn_dbuser,

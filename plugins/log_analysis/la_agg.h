@@ -73,7 +73,8 @@ struct la_agg {
     double q_ms;
     int64_t bind_n, parse_n;
     double bind_ms, parse_ms;
-    la_smap q_type, q_db, q_user, q_app;
+    la_smap q_type, q_db, q_user, q_app; /* filled from q_dim at the end */
+    la_smap q_dim; /* key "type\x01db\x01user\x01app": one probe per statement */
     la_slow *slow;
     int nslow;
     la_shape shapes[LA_SHAPES];
@@ -114,11 +115,16 @@ struct la_agg {
     /* per hour: v[0] queries, v[1] query ms, v[2] errors, v[3] connections,
      * v[4] checkpoints, v[5] temp files, v[6] lock waits, v[7] autovacuum */
     la_smap hours;
+    int64_t hour_last;
+    size_t hour_cap;
+    la_sent *hour_e;
 
     la_scratch norm, tmp;
 };
 
 la_sent *la_smap_get(la_smap *m, const char *key, size_t klen);
+/* Spread q_dim into q_type, q_db, q_user and q_app (once, before output). */
+void la_agg_finish(la_agg *a);
 void la_smap_free(la_smap *m);
 
 #endif /* LA_AGG_H */

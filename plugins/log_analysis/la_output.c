@@ -413,6 +413,7 @@ static json_t *hourly_json(la_agg *a)
 
 char *la_output_json(la_agg *a, const char *files_json, double seconds, int full_detail)
 {
+    la_agg_finish(a);
     json_t *doc = json_object();
     json_object_set_new(doc, "schema_version", json_integer(LA_SCHEMA_VERSION));
     json_object_set_new(doc, "generator", json_string("pgreviewer log_analysis " LA_VERSION));

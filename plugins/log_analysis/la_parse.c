@@ -234,7 +234,8 @@ static size_t field_end(const la_prefix *px, int i, const char *p, size_t n, siz
         int last = (i + 2 == px->n);
         size_t from = pos;
         while (from <= n) {
-            const char *hit = memmem(p + from, n - from, lit->lit, lit->litlen);
+            const char *hit = lit->litlen == 1 ? memchr(p + from, lit->lit[0], n - from)
+                                               : memmem(p + from, n - from, lit->lit, lit->litlen);
             if (hit == NULL)
                 return (size_t)-1;
             size_t at = (size_t)(hit - p);
