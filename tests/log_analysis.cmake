@@ -11,4 +11,9 @@ if(Python3_FOUND AND EXISTS "${LA_DATA_DIR}/stderr.summary.json")
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/log_analysis/check_summary.py
                      $<TARGET_FILE:la_cli> ${LA_DATA_DIR} ${v})
   endforeach()
+  # Incremental state across appends, rotation (rename, copytruncate, gzip)
+  # and truncation.
+  add_test(NAME la_incremental
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/log_analysis/test_incremental.py
+                   $<TARGET_FILE:la_cli> ${LA_DATA_DIR})
 endif()

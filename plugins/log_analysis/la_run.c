@@ -13,10 +13,11 @@
  *   {"schema_version":1,"last_ts":MS,"files":[{"path","dev","ino","size",
  *    "offset","head_len","head_hash","last_ts"}]}
  * A file is recognised by device and inode, so a renamed (rotated) file
- * continues where it stopped; a head fingerprint or a size below the offset
- * means it was truncated or replaced and it is read from the start. Entries
- * of files never seen before that are not newer than the previous run's
- * last timestamp are skipped (a copy made by copytruncate rotation).
+ * continues where it stopped; failing that, by the fingerprint of its first
+ * 1024 bytes (uncompressed), so the copy made by copytruncate rotation, or
+ * a rotated file compressed since, also continues where the original
+ * stopped. A changed fingerprint or a size below the offset means the file
+ * was truncated or replaced: it is read from the start.
  */
 #include "la_agg.h"
 
@@ -51,7 +52,6 @@ typedef struct la_file {
     int format, gz, skip;
     uint64_t dev, ino, size, start, head_len, head_hash;
     uint64_t end_consumed; /* offset after the run */
-    int64_t skip_upto;
     uint64_t lines, bytes;
     int chunks;
 } la_file;
@@ -165,35 +165,44 @@ typedef struct st_file {
     uint64_t dev, ino, size, offset, head_len, head_hash;
 } st_file;
 
-static st_file *state_find(json_t *state, uint64_t dev, uint64_t ino, st_file *out)
+static void st_read(json_t *f, st_file *out)
+{
+    out->dev = (uint64_t)json_integer_value(json_object_get(f, "dev"));
+    out->ino = (uint64_t)json_integer_value(json_object_get(f, "ino"));
+    out->size = (uint64_t)json_integer_value(json_object_get(f, "size"));
+    out->offset = (uint64_t)json_integer_value(json_object_get(f, "offset"));
+    out->head_len = (uint64_t)json_integer_value(json_object_get(f, "head_len"));
+    const char *hh = json_string_value(json_object_get(f, "head_hash"));
+    out->head_hash = hh ? (uint64_t)strtoull(hh, NULL, 16) : 0;
+}
+
+/* The state entry of this file: the same device and inode, or else (a copy
+ * made by copytruncate rotation, or a rotated file compressed since) a
+ * full head with the same fingerprint. Returns 1 and fills out, or 0. */
+static int state_find(json_t *state, const la_file *lf, st_file *out)
 {
     size_t i;
     json_t *f;
     json_array_foreach(json_object_get(state, "files"), i, f)
     {
-        if ((uint64_t)json_integer_value(json_object_get(f, "dev")) == dev &&
-            (uint64_t)json_integer_value(json_object_get(f, "ino")) == ino) {
-            out->dev = dev;
-            out->ino = ino;
-            out->size = (uint64_t)json_integer_value(json_object_get(f, "size"));
-            out->offset = (uint64_t)json_integer_value(json_object_get(f, "offset"));
-            out->head_len = (uint64_t)json_integer_value(json_object_get(f, "head_len"));
-            out->head_hash = (uint64_t)strtoull(
-                json_string_value(json_object_get(f, "head_hash")) ?: "0", NULL, 16);
-            return out;
+        st_file e;
+        st_read(f, &e);
+        if (e.dev == lf->dev && e.ino == lf->ino) {
+            *out = e;
+            return 1;
         }
     }
-    return NULL;
-}
-
-/* Hash of the first len bytes of fd (plain files). Returns -1 on error. */
-static int head_hash(int fd, uint64_t len, uint64_t *h)
-{
-    char buf[HEAD_LEN];
-    ssize_t r = pread(fd, buf, (size_t)len, 0);
-    if (r < 0 || (uint64_t)r != len)
-        return -1;
-    *h = la_hash(buf, (size_t)len);
+    if (lf->head_len < HEAD_LEN)
+        return 0;
+    json_array_foreach(json_object_get(state, "files"), i, f)
+    {
+        st_file e;
+        st_read(f, &e);
+        if (e.head_len == HEAD_LEN && e.head_hash == lf->head_hash) {
+            *out = e;
+            return 1;
+        }
+    }
     return 0;
 }
 
@@ -205,7 +214,7 @@ static int is_gzip(int fd)
     return pread(fd, m, 2, 0) == 2 && m[0] == 0x1f && m[1] == 0x8b;
 }
 
-/* The first bytes of a file, uncompressed, for format detection. */
+/* The first bytes of a file, uncompressed. Returns how many (0 on error). */
 static size_t sniff(const char *path, int gz, char *buf, size_t cap)
 {
     if (gz) {
@@ -224,12 +233,32 @@ static size_t sniff(const char *path, int gz, char *buf, size_t cap)
     return r > 0 ? (size_t)r : 0;
 }
 
-static int plan_file(la_file *lf, const char *path, const la_params *p, json_t *state,
-                     int64_t state_last_ts, char *err, size_t errlen)
+/* Decide where a file starts: from the state's offset when the file (or
+ * its copy) was read before and its head is unchanged, else from 0. */
+static void plan_start(la_file *lf, const la_params *p, json_t *state, const char *head,
+                       size_t nhead)
+{
+    st_file old;
+    if (p->full || state == NULL || !state_find(state, lf, &old))
+        return;
+    if (old.head_len > nhead || la_hash(head, (size_t)old.head_len) != old.head_hash)
+        return; /* truncated and rewritten, or another file on a reused inode */
+    if (lf->gz) {
+        /* a compressed file is read whole: unchanged means nothing new;
+         * else skip the uncompressed bytes already counted */
+        lf->skip = old.dev == lf->dev && old.ino == lf->ino && old.size == lf->size;
+        lf->start = old.offset;
+        return;
+    }
+    if (old.offset <= lf->size)
+        lf->start = old.offset;
+}
+
+static int plan_file(la_file *lf, const char *path, const la_params *p, json_t *state, char *err,
+                     size_t errlen)
 {
     memset(lf, 0, sizeof(*lf));
     lf->path = strdup(path);
-    lf->skip_upto = -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) < 0) {
@@ -247,30 +276,23 @@ static int plan_file(la_file *lf, const char *path, const la_params *p, json_t *
     lf->ino = (uint64_t)sb.st_ino;
     lf->size = (uint64_t)sb.st_size;
     lf->gz = is_gzip(fd);
-    lf->head_len = lf->size < HEAD_LEN ? lf->size : HEAD_LEN;
-    if (head_hash(fd, lf->head_len, &lf->head_hash) < 0)
-        lf->head_hash = 0;
-    st_file old;
-    if (!p->full && state != NULL && state_find(state, lf->dev, lf->ino, &old)) {
-        uint64_t h = 0;
-        int same_head = old.head_len <= lf->size && head_hash(fd, old.head_len, &h) == 0 &&
-                        h == old.head_hash;
-        if (lf->gz)
-            lf->skip = same_head && old.size == lf->size;
-        else if (same_head && old.offset <= lf->size)
-            lf->start = old.offset;
-    } else if (!p->full && state != NULL) {
-        lf->skip_upto = state_last_ts; /* a file we have never seen */
-    }
     close(fd);
+    char *head = malloc(65536);
+    size_t nhead = head ? sniff(path, lf->gz, head, 65536) : 0;
+    if (head == NULL) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    lf->head_len = nhead < HEAD_LEN ? nhead : HEAD_LEN;
+    lf->head_hash = la_hash(head, (size_t)lf->head_len);
+    plan_start(lf, p, state, head, nhead);
     lf->format = p->format;
     if (lf->format == LA_FMT_AUTO) {
-        char buf[65536];
-        size_t n = sniff(path, lf->gz, buf, sizeof buf);
-        lf->format = la_detect_format(buf, n);
+        lf->format = la_detect_format(head, nhead);
         if (lf->format == LA_FMT_AUTO)
             lf->format = LA_FMT_STDERR;
     }
+    free(head);
     return 0;
 }
 
@@ -401,6 +423,12 @@ static int read_gz(la_job *job, la_item *it, la_feeder *f, reader *rd)
         return -1;
     }
     gzbuffer(g, 1 << 17);
+    if (it->start > 0 && gzseek(g, (z_off_t)it->start, SEEK_SET) != (z_off_t)it->start) {
+        snprintf(job->err, sizeof job->err, "%s: shorter than the %llu bytes read before",
+                 it->file->path, (unsigned long long)it->start);
+        gzclose(g);
+        return -1;
+    }
     size_t have = 0;
     uint64_t lines0 = f->lines;
     for (;;) {
@@ -465,7 +493,7 @@ static void *worker_main(void *arg)
             break;
         la_item *it = &job->items[i];
         f.format = it->file->format;
-        f.skip_upto_ms = it->file->skip_upto;
+        f.skip_upto_ms = -1;
         int r = it->file->gz ? read_gz(job, it, &f, &rd) : read_plain(job, it, &f, &rd);
         la_agg_flush(w->agg);
         if (r < 0)
@@ -634,7 +662,7 @@ int la_run(const char *params_json, const char *state_json, int (*cancelled)(voi
     files = calloc(npaths, sizeof(la_file));
     state_last = state ? (int64_t)json_integer_value(json_object_get(state, "last_ts")) : -1;
     for (nf = 0; nf < npaths; nf++) {
-        if (plan_file(&files[nf], paths[nf], &p, state, state_last, err, errlen) < 0) {
+        if (plan_file(&files[nf], paths[nf], &p, state, err, errlen) < 0) {
             nf++;
             *retryable = 1;
             goto out;
@@ -668,15 +696,13 @@ int la_run(const char *params_json, const char *state_json, int (*cancelled)(voi
         it->file->lines += it->lines;
         it->file->bytes += it->consumed;
     }
-    for (size_t i = 0; i < nf; i++) {
-        la_file *lf = &files[i];
-        lf->end_consumed = lf->gz ? lf->size : lf->start;
-    }
+    for (size_t i = 0; i < nf; i++)
+        files[i].end_consumed = files[i].start;
     /* a plain file's new offset: its items are contiguous; stop at the first
      * that did not reach its end */
     for (size_t i = 0; i < job.nitems; i++) {
         la_item *it = &job.items[i];
-        if (it->file->gz || it->file->end_consumed != it->start)
+        if (it->file->end_consumed != it->start)
             continue;
         it->file->end_consumed = it->start + it->consumed;
     }
