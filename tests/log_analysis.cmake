@@ -2,6 +2,11 @@
 add_executable(la_cli log_analysis/la_cli.c)
 target_link_libraries(la_cli PRIVATE la_engine)
 
+# Parsers and normalizers, unit by unit (cmocka).
+add_executable(test_la_parse log_analysis/test_la_parse.c)
+target_link_libraries(test_la_parse PRIVATE la_engine PkgConfig::CMOCKA)
+add_test(NAME test_la_parse COMMAND test_la_parse)
+
 # The figures on the three sample logs against pgBadger 12's summaries.
 find_package(Python3 COMPONENTS Interpreter)
 set(LA_DATA_DIR "/work/shared/data/pglog" CACHE PATH "pgBadger reference data (small.*.xz, *.summary.json)")
