@@ -16,6 +16,14 @@ if(Python3_FOUND AND EXISTS "${LA_DATA_DIR}/stderr.summary.json")
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/log_analysis/check_summary.py
                      $<TARGET_FILE:la_cli> ${LA_DATA_DIR} ${v})
   endforeach()
+  # The plugin through the host (pgreviewer plugin exec) = la_cli.
+  if(TARGET pgreviewer)
+    add_test(NAME la_plugin_exec
+             COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/log_analysis/test_plugin_exec.py
+                     $<TARGET_FILE:pgreviewer> $<TARGET_FILE:la_cli> ${LA_DATA_DIR})
+    set_tests_properties(la_plugin_exec PROPERTIES
+      ENVIRONMENT "PGR_PLUGIN_DIR=${PGR_BUILD_PLUGIN_DIR}")
+  endif()
   # Incremental state across appends, rotation (rename, copytruncate, gzip)
   # and truncation.
   add_test(NAME la_incremental
