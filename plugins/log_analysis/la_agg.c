@@ -318,8 +318,9 @@ static void slow_insert(la_agg *a, double ms, int64_t ts, la_str q, const la_rec
 }
 
 /*
- * The shape of a raw statement: its bytes with every run of digits that
- * follows a character other than a letter, digit, '_', '$' or '-' masked.
+ * The shape of a raw statement: its bytes with every run of digits (with
+ * an optional '-' before it) that follows a character other than a letter,
+ * digit, '_', '$' or '-' masked.
  * Those are exactly the runs normalization turns into '?', whatever their
  * value, so two statements of the same shape normalize to the same text
  * and the normalization can be skipped for the second one (pgbench-like
@@ -335,10 +336,13 @@ static uint64_t shape_hash(const char *p, size_t n)
         unsigned char c = (unsigned char)p[i];
         if (c == '"' || c == '\\' || (c == '*' && prev == '/'))
             return 0;
-        if (c >= '0' && c <= '9') {
+        int neg = c == '-' && i + 1 < n && p[i + 1] >= '0' && p[i + 1] <= '9';
+        if ((c >= '0' && c <= '9') || neg) {
             int word = (prev >= 'a' && prev <= 'z') || (prev >= 'A' && prev <= 'Z') ||
                        (prev >= '0' && prev <= '9') || prev == '_' || prev == '$' || prev == '-';
             if (!word && i > 0) {
+                if (neg)
+                    i++; /* "-123" after a non-word character is one number */
                 while (i + 1 < n && p[i + 1] >= '0' && p[i + 1] <= '9')
                     i++;
                 c = 0x01; /* the mask */

@@ -153,6 +153,10 @@ static size_t parse_level(const char *p, size_t n, int *level)
     };
     if (n < 4 || p[0] < 'C' || p[0] > 'W')
         return 0;
+    if (n >= 6 && memcmp(p, "LOG:  ", 6) == 0) { /* most lines */
+        *level = LA_LV_LOG;
+        return 6;
+    }
     for (size_t i = 0; i < sizeof kws / sizeof kws[0]; i++) {
         size_t k = kws[i].len;
         if (n >= k + 3 && p[0] == kws[i].kw[0] && memcmp(p, kws[i].kw, k) == 0 && p[k] == ':' &&
