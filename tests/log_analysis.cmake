@@ -24,6 +24,10 @@ if(Python3_FOUND AND EXISTS "${LA_DATA_DIR}/stderr.summary.json")
     set_tests_properties(la_plugin_exec PROPERTIES
       ENVIRONMENT "PGR_PLUGIN_DIR=${PGR_BUILD_PLUGIN_DIR}")
   endif()
+  # One large file read in 2 chunks = 1 thread, in each format.
+  add_test(NAME la_threads
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/log_analysis/test_threads.py
+                   $<TARGET_FILE:la_cli> ${LA_DATA_DIR})
   # Incremental state across appends, rotation (rename, copytruncate, gzip)
   # and truncation.
   add_test(NAME la_incremental
