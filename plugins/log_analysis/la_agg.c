@@ -328,32 +328,56 @@ static void slow_insert(la_agg *a, double ms, int64_t ts, la_str q, const la_rec
  * '"', '\\' or a block comment can change what precedes a run and are never
  * cached. Returns 0 when the statement must not be cached.
  */
+/* Byte classes for shape_hash: 1 digit, 2 needs a closer look. */
+static const unsigned char shape_cls[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
+    ['7'] = 1, ['8'] = 1, ['9'] = 1, ['"'] = 2, ['\\'] = 2, ['/'] = 2, ['-'] = 2,
+};
+
+static int shape_word(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '$' || c == '-';
+}
+
+static uint64_t shape_mix(uint64_t h, const char *p, size_t n)
+{
+    return (h ^ la_hash(p, n)) * 0x9e3779b97f4a7c15ull;
+}
+
+/* The segments between masked runs are hashed 8 bytes at a time (la_hash);
+ * the scan itself is one table lookup per byte. */
 static uint64_t shape_hash(const char *p, size_t n)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
-    unsigned char prev = ' ';
-    for (size_t i = 0; i < n; i++) {
+    uint64_t h = 0x243f6a8885a308d3ull ^ n;
+    size_t seg = 0, i = 0;
+    while (i < n) {
         unsigned char c = (unsigned char)p[i];
-        if (c == '"' || c == '\\' || (c == '*' && prev == '/'))
-            return 0;
-        int neg = c == '-' && i + 1 < n && p[i + 1] >= '0' && p[i + 1] <= '9';
-        if ((c >= '0' && c <= '9') || neg) {
-            int word = (prev >= 'a' && prev <= 'z') || (prev >= 'A' && prev <= 'Z') ||
-                       (prev >= '0' && prev <= '9') || prev == '_' || prev == '$' || prev == '-';
-            if (!word && i > 0) {
-                if (neg)
-                    i++; /* "-123" after a non-word character is one number */
-                while (i + 1 < n && p[i + 1] >= '0' && p[i + 1] <= '9')
-                    i++;
-                c = 0x01; /* the mask */
+        unsigned k = shape_cls[c];
+        if (k == 0) {
+            i++;
+            continue;
+        }
+        if (k == 2) {
+            if (c == '"' || c == '\\' || (c == '/' && i + 1 < n && p[i + 1] == '*'))
+                return 0;
+            if (!(c == '-' && i + 1 < n && p[i + 1] >= '0' && p[i + 1] <= '9')) {
+                i++;
+                continue;
             }
         }
-        h = (h ^ c) * 0x100000001b3ull;
-        prev = (unsigned char)p[i];
+        if (i == 0 || shape_word((unsigned char)p[i - 1])) {
+            i++;
+            continue;
+        }
+        /* a number normalization turns into '?': mask it */
+        h = shape_mix(h, p + seg, i - seg);
+        i++;
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+        seg = i;
     }
-    h ^= h >> 31;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 29;
+    h = shape_mix(h, p + seg, n - seg);
     return h ? h : 1;
 }
 
