@@ -286,9 +286,9 @@ static void add_dur(la_stmt *s, double ms)
 {
     if (s->ndur == s->cdur) {
         s->cdur = s->cdur ? s->cdur * 2 : 4;
-        s->durs = xrealloc(s->durs, s->cdur * sizeof(double));
+        s->durs = xrealloc(s->durs, s->cdur * sizeof(float));
     }
-    s->durs[s->ndur++] = ms;
+    s->durs[s->ndur++] = (float)ms;
 }
 
 /* Order of the slowest list: by duration, then the earlier first. */

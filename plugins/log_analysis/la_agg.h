@@ -31,7 +31,7 @@ typedef struct la_stmt {
     const char *type;
     int64_t count;
     double total, min, max;
-    double *durs; /* every duration, for the p95 */
+    float *durs; /* every duration (µs; exact to 16 s), for the p95 */
     size_t ndur, cdur;
     char *example; /* the slowest occurrence, raw */
     char *db, *user, *app; /* of the first occurrence */

@@ -95,11 +95,11 @@ static json_t *map_count_sum(const la_smap *m, const char *what, int integer_sum
 }
 
 /* The k-th smallest of v[0..n) (quickselect; reorders v). */
-static double kth(double *v, size_t n, size_t k)
+static double kth(float *v, size_t n, size_t k)
 {
     size_t lo = 0, hi = n - 1;
     while (lo < hi) {
-        double pivot = v[lo + (hi - lo) / 2];
+        float pivot = v[lo + (hi - lo) / 2];
         size_t i = lo, j = hi;
         while (i <= j) {
             while (v[i] < pivot)
@@ -107,7 +107,7 @@ static double kth(double *v, size_t n, size_t k)
             while (v[j] > pivot)
                 j--;
             if (i <= j) {
-                double t = v[i];
+                float t = v[i];
                 v[i] = v[j];
                 v[j] = t;
                 i++;

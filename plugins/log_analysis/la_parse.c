@@ -208,10 +208,12 @@ int64_t la_parse_ts(const char *p, size_t len)
     return ((last_days * 24 + h) * 60 + mi) * 60000 + (int64_t)s * 1000 + ms;
 }
 
-/* Length of a timestamp field ("YYYY-MM-DD HH:MM:SS[.fff][ ZONE]") at p. */
-static size_t ts_field_len(const char *p, size_t n)
+/* Length of a timestamp field ("YYYY-MM-DD HH:MM:SS[.fff][ ZONE]") at p,
+ * 0 when there is none; its time in *ts. */
+static size_t ts_field_len(const char *p, size_t n, int64_t *ts)
 {
-    if (la_parse_ts(p, n) < 0)
+    *ts = la_parse_ts(p, n);
+    if (*ts < 0)
         return 0;
     size_t i = 19;
     if (i < n && p[i] == '.') {
@@ -306,11 +308,12 @@ int la_parse_stderr_line(const la_prefix *px, const char *p, size_t n, la_rec *r
         }
         size_t e;
         if (it->esc == 'm' || it->esc == 't' || it->esc == 's') {
-            size_t k = ts_field_len(p + pos, n - pos);
+            int64_t ts;
+            size_t k = ts_field_len(p + pos, n - pos, &ts);
             if (k == 0)
                 return 0;
             if (it->esc != 's')
-                r->ts_ms = la_parse_ts(p + pos, n - pos);
+                r->ts_ms = ts;
             e = pos + k;
         } else if (it->esc == 'p' || it->esc == 'l' || it->esc == 'n') {
             e = pos;
@@ -501,7 +504,8 @@ int la_detect_format(const char *p, size_t len)
         return LA_FMT_AUTO;
     if (p[0] == '{')
         return LA_FMT_JSON;
-    size_t k = ts_field_len(p, len);
+    int64_t ts;
+    size_t k = ts_field_len(p, len, &ts);
     if (k > 0 && k < len && p[k] == ',')
         return LA_FMT_CSV;
     return LA_FMT_STDERR;
