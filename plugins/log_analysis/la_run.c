@@ -26,6 +26,7 @@
 #include <glob.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,8 +73,8 @@ typedef struct la_job {
     int top;
     int (*cancelled)(void *);
     void *cancel_arg;
-    int stop;
-    char err[256];
+    _Atomic int stop; /* set by the main thread on cancellation */
+    char err[256];    /* the first error; under mu */
 } la_job;
 
 static double now_s(void)
@@ -349,17 +350,29 @@ done:
 
 /* ---- reading ---- */
 
+/* One worker's read buffer, error message and role: only the thread that
+ * called la_run (main) may call the host's cancelled(), so it polls it and
+ * the others watch job->stop. */
 typedef struct reader {
     char *buf;
     size_t cap;
+    int main;
+    char err[256];
 } reader;
+
+static int should_stop(la_job *job, reader *rd)
+{
+    if (rd->main && job->cancelled && job->cancelled(job->cancel_arg))
+        job->stop = 1;
+    return job->stop;
+}
 
 /* Read item through f. Returns 0, or -1 with err filled. */
 static int read_plain(la_job *job, la_item *it, la_feeder *f, reader *rd)
 {
     int fd = open(it->file->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(job->err, sizeof job->err, "%s: cannot open: %s", it->file->path,
+        snprintf(rd->err, sizeof rd->err, "%s: cannot open: %s", it->file->path,
                  strerror(errno));
         return -1;
     }
@@ -376,7 +389,7 @@ static int read_plain(la_job *job, la_item *it, la_feeder *f, reader *rd)
             continue;
         if (n <= 0) {
             if (n < 0)
-                snprintf(job->err, sizeof job->err, "%s: read: %s", it->file->path,
+                snprintf(rd->err, sizeof rd->err, "%s: read: %s", it->file->path,
                          strerror(errno));
             break;
         }
@@ -394,7 +407,7 @@ static int read_plain(la_job *job, la_item *it, la_feeder *f, reader *rd)
             } else {
                 char *nb = realloc(rd->buf, rd->cap * 2);
                 if (nb == NULL) {
-                    snprintf(job->err, sizeof job->err, "%s: out of memory", it->file->path);
+                    snprintf(rd->err, sizeof rd->err, "%s: out of memory", it->file->path);
                     break;
                 }
                 rd->buf = nb;
@@ -404,27 +417,25 @@ static int read_plain(la_job *job, la_item *it, la_feeder *f, reader *rd)
         memmove(rd->buf, rd->buf + c, have - c);
         have -= c;
         it->consumed += c;
-        if (job->stop || (job->cancelled && job->cancelled(job->cancel_arg))) {
-            job->stop = 1;
+        if (should_stop(job, rd))
             break;
-        }
     }
     close(fd);
     it->lines = f->lines - lines0;
-    return job->err[0] ? -1 : 0;
+    return rd->err[0] ? -1 : 0;
 }
 
 static int read_gz(la_job *job, la_item *it, la_feeder *f, reader *rd)
 {
     gzFile g = gzopen(it->file->path, "rb");
     if (g == NULL) {
-        snprintf(job->err, sizeof job->err, "%s: cannot open: %s", it->file->path,
+        snprintf(rd->err, sizeof rd->err, "%s: cannot open: %s", it->file->path,
                  strerror(errno));
         return -1;
     }
     gzbuffer(g, 1 << 17);
     if (it->start > 0 && gzseek(g, (z_off_t)it->start, SEEK_SET) != (z_off_t)it->start) {
-        snprintf(job->err, sizeof job->err, "%s: shorter than the %llu bytes read before",
+        snprintf(rd->err, sizeof rd->err, "%s: shorter than the %llu bytes read before",
                  it->file->path, (unsigned long long)it->start);
         gzclose(g);
         return -1;
@@ -445,7 +456,7 @@ static int read_gz(la_job *job, la_item *it, la_feeder *f, reader *rd)
         int n = gzread(g, rd->buf + have, (unsigned)(rd->cap - have));
         if (n < 0) {
             int e;
-            snprintf(job->err, sizeof job->err, "%s: %s", it->file->path, gzerror(g, &e));
+            snprintf(rd->err, sizeof rd->err, "%s: %s", it->file->path, gzerror(g, &e));
             break;
         }
         have += (size_t)n;
@@ -461,25 +472,26 @@ static int read_gz(la_job *job, la_item *it, la_feeder *f, reader *rd)
         memmove(rd->buf, rd->buf + c, have - c);
         have -= c;
         it->consumed += c;
-        if (eof || job->stop || (job->cancelled && job->cancelled(job->cancel_arg)))
+        if (eof || should_stop(job, rd))
             break;
     }
     gzclose(g);
     it->lines = f->lines - lines0;
-    return job->err[0] ? -1 : 0;
+    return rd->err[0] ? -1 : 0;
 }
 
 typedef struct worker {
     la_job *job;
     la_agg *agg;
     pthread_t th;
+    int main;
 } worker;
 
 static void *worker_main(void *arg)
 {
     worker *w = arg;
     la_job *job = w->job;
-    reader rd = {malloc(READ_CHUNK), READ_CHUNK};
+    reader rd = {malloc(READ_CHUNK), READ_CHUNK, w->main, ""};
     la_feeder f;
     memset(&f, 0, sizeof f);
     f.agg = w->agg;
@@ -489,6 +501,12 @@ static void *worker_main(void *arg)
         size_t i = job->next++;
         int stop = job->stop || job->err[0];
         pthread_mutex_unlock(&job->mu);
+        if (i < job->nitems && rd.buf == NULL) {
+            pthread_mutex_lock(&job->mu);
+            if (job->err[0] == '\0')
+                snprintf(job->err, sizeof job->err, "out of memory for a read buffer");
+            pthread_mutex_unlock(&job->mu);
+        }
         if (i >= job->nitems || stop || rd.buf == NULL)
             break;
         la_item *it = &job->items[i];
@@ -496,8 +514,14 @@ static void *worker_main(void *arg)
         f.skip_upto_ms = -1;
         int r = it->file->gz ? read_gz(job, it, &f, &rd) : read_plain(job, it, &f, &rd);
         la_agg_flush(w->agg);
-        if (r < 0)
+        if (r < 0) {
             it->err = 1;
+            pthread_mutex_lock(&job->mu);
+            if (job->err[0] == '\0')
+                snprintf(job->err, sizeof job->err, "%s", rd.err);
+            pthread_mutex_unlock(&job->mu);
+            rd.err[0] = '\0';
+        }
     }
     la_scratch_free(&f.sc);
     free(rd.buf);
@@ -612,6 +636,7 @@ static int run_job(la_job *job, int threads, la_agg **aggs)
             continue;
         started |= 1 << (i < 30 ? i : 30);
     }
+    w[0].main = 1;
     worker_main(&w[0]);
     for (int i = 1; i < threads; i++)
         if (started & (1 << (i < 30 ? i : 30)))

@@ -5,7 +5,10 @@
  * jsonlog lines, pgBadger's statement normalization rules, statement types
  * and error classes.
  */
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -225,6 +228,61 @@ static void test_error_class(void **state)
     err_is("permission denied for table secret of db", "permission denied for table ...");
 }
 
+static pthread_t main_thread;
+static int cancel_calls, cancel_wrong_thread;
+
+static int cancel_now(void *arg)
+{
+    (void)arg;
+    cancel_calls++;
+    if (!pthread_equal(pthread_self(), main_thread))
+        cancel_wrong_thread++;
+    return 1;
+}
+
+/* la_run: a cancellation is a retryable failure, polled only from the
+ * calling thread (the host's rule); params errors name the param. */
+static void test_run_cancel_and_params(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/la_unit_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *line = "2026-11-22 07:51:20.381 UTC [7960] LOG:  duration: 2.297 ms  "
+                       "statement: select 1\n";
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(write(fd, line, strlen(line)), (ssize_t)strlen(line));
+    close(fd);
+    char params[512], err[256];
+    char *result = NULL, *st = NULL;
+    int retry = 0;
+    snprintf(params, sizeof params, "{\"files\":[\"%s\"],\"threads\":2}", path);
+    main_thread = pthread_self();
+    assert_int_equal(la_run(params, NULL, cancel_now, NULL, &result, &st, &retry, err, sizeof err),
+                     -1);
+    assert_int_equal(retry, 1);
+    assert_string_equal(err, "cancelled before the end of the logs");
+    assert_true(cancel_calls > 0);
+    assert_int_equal(cancel_wrong_thread, 0);
+
+    assert_int_equal(la_run(params, NULL, NULL, NULL, &result, &st, &retry, err, sizeof err), 0);
+    assert_non_null(strstr(result, "\"total\": 1000"));
+    assert_non_null(strstr(st, "\"offset\":"));
+    free(result);
+    free(st);
+
+    assert_int_equal(la_run("{\"files\":[\"x\"],\"top\":0}", NULL, NULL, NULL, &result, &st,
+                            &retry, err, sizeof err),
+                     -1);
+    assert_int_equal(retry, 0);
+    assert_string_equal(err, "params: top 0 is out of range (1 to 1000)");
+    assert_int_equal(la_run("{\"files\":[\"x\"],\"source\":\"server\"}", NULL, NULL, NULL,
+                            &result, &st, &retry, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "source \"server\" is not supported"));
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_normalize),
         cmocka_unit_test(test_query_type),
         cmocka_unit_test(test_error_class),
+        cmocka_unit_test(test_run_cancel_and_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
