@@ -31,7 +31,8 @@ static void *xrealloc(void *p, size_t n)
 static char *xstrndup(const char *s, size_t n)
 {
     char *d = xrealloc(NULL, n + 1);
-    memcpy(d, s, n);
+    if (n > 0)
+        memcpy(d, s, n);
     d[n] = '\0';
     return d;
 }
@@ -58,6 +59,8 @@ static void smap_grow(la_smap *m)
 
 la_sent *la_smap_get(la_smap *m, const char *key, size_t klen)
 {
+    if (key == NULL)
+        key = ""; /* an empty slice of a record may have no pointer */
     if ((m->n + 1) * 4 > m->cap * 3)
         smap_grow(m);
     uint64_t h = la_hash(key, klen);
@@ -432,13 +435,16 @@ static void on_statement(la_agg *a, const la_rec *r, double ms, la_str q)
         memcpy(k, s->type, tl);
         k += tl;
         *k++ = '\x01';
-        memcpy(k, r->db.p, r->db.n);
+        if (r->db.n > 0)
+            memcpy(k, r->db.p, r->db.n);
         k += r->db.n;
         *k++ = '\x01';
-        memcpy(k, r->user.p, r->user.n);
+        if (r->user.n > 0)
+            memcpy(k, r->user.p, r->user.n);
         k += r->user.n;
         *k++ = '\x01';
-        memcpy(k, r->app.p, r->app.n);
+        if (r->app.n > 0)
+            memcpy(k, r->app.p, r->app.n);
         k += r->app.n;
         smap_add(&a->q_dim, (la_str){key, (size_t)(k - key)}, 1, ms);
     } else {
