@@ -882,6 +882,7 @@ void la_agg_merge(la_agg *dst, la_agg *src)
         if (src->st[i].norm)
             merge_stmt(dst, &src->st[i]);
     dst->q_total += src->q_total;
+    dst->shape_hits += src->shape_hits;
     dst->q_ms += src->q_ms;
     dst->bind_n += src->bind_n;
     dst->bind_ms += src->bind_ms;

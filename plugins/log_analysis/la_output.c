@@ -201,6 +201,7 @@ static json_t *queries_json(la_agg *a, int full)
                                               "duration_ms", jus(a->parse_ms)));
     json_object_set_new(q, "by_type", map_count_sum(&a->q_type, "duration_ms", 0));
     json_object_set_new(q, "distinct_normalized", json_integer((json_int_t)a->st_n));
+    json_object_set_new(q, "shape_cache_hits", json_integer((json_int_t)a->shape_hits));
     json_object_set_new(q, "by_database", map_count_sum(&a->q_db, "duration_ms", 0));
     json_object_set_new(q, "by_user", map_count_sum(&a->q_user, "duration_ms", 0));
     json_object_set_new(q, "by_application", map_count_sum(&a->q_app, "duration_ms", 0));
