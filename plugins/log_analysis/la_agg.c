@@ -231,13 +231,15 @@ void la_agg_free(la_agg *a)
         free(a->slow[i].app);
     }
     free(a->slow);
-    la_smap *maps[] = {&a->q_dim, &a->q_type, &a->q_db, &a->q_user, &a->q_app, &a->err_state,
+    la_smap *maps[] = {&a->err_stmt, &a->q_dim, &a->q_type, &a->q_db, &a->q_user,
+                       &a->q_app, &a->err_state,
                        &a->err_class, &a->err_class_state, &a->lock_acq, &a->lock_wait,
                        &a->ckpt_reason, &a->tmp_stmt, &a->vac_tab, &a->an_tab, &a->conn_db,
                        &a->conn_user, &a->conn_host, &a->conn_dbuser, &a->sess_db,
                        &a->sess_user, &a->sess_app, &a->sess_host, &a->hours};
     for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
         la_smap_free(maps[i]);
+    free(a->pend_key);
     la_scratch_free(&a->norm);
     la_scratch_free(&a->tmp);
     free(a);
@@ -596,19 +598,74 @@ static void on_ckpt_start(la_agg *a, const la_rec *r, size_t skip)
 
 /* ---- temporary files ---- */
 
-static void tmp_attach(la_agg *a, la_str stmt)
+/* The normalized statement text, or "" for none; valid until the next
+ * normalization. */
+static la_str norm_stmt(la_agg *a, la_str stmt)
 {
-    la_str key = {"", 0};
-    if (stmt.n > 0) {
-        size_t n = la_norm_query(stmt.p, stmt.n, &a->norm);
-        key = (la_str){a->norm.buf, n};
-    }
+    if (stmt.n == 0)
+        return (la_str){"", 0};
+    size_t n = la_norm_query(stmt.p, stmt.n, &a->norm);
+    return (la_str){a->norm.buf, n};
+}
+
+static void tmp_attach(la_agg *a, double size, la_str stmt)
+{
+    la_str key = norm_stmt(a, stmt);
     la_sent *e = la_smap_get(&a->tmp_stmt, key.p, key.n);
     e->v[0]++;
-    e->v[1] += a->tmp_size;
-    if (a->tmp_size > e->v[2])
-        e->v[2] = a->tmp_size;
-    a->tmp_pending = 0;
+    e->v[1] += size;
+    if (size > e->v[2])
+        e->v[2] = size;
+}
+
+static void err_attach(la_agg *a, const char *ckey, size_t cklen, la_str stmt)
+{
+    if (stmt.n == 0)
+        return;
+    la_str q = norm_stmt(a, stmt);
+    char *key = xrealloc(NULL, cklen + 1 + q.n);
+    memcpy(key, ckey, cklen);
+    key[cklen] = '\x02';
+    memcpy(key + cklen + 1, q.p, q.n);
+    la_smap_get(&a->err_stmt, key, cklen + 1 + q.n)->v[0]++;
+    free(key);
+}
+
+/* Close the pending event with stmt (empty: it had none). */
+static void pend_close(la_agg *a, la_str stmt)
+{
+    if (a->pend_kind == 1)
+        tmp_attach(a, a->pend_size, stmt);
+    else if (a->pend_kind == 2)
+        err_attach(a, a->pend_key, a->pend_klen, stmt);
+    free(a->pend_key);
+    a->pend_key = NULL;
+    a->pend_kind = 0;
+}
+
+/* Route a record to the pending event. Returns 1 when the record was a
+ * line of that event (DETAIL, HINT, CONTEXT, STATEMENT, ...) */
+static int pend_take(la_agg *a, const la_rec *r)
+{
+    if (a->pend_kind == 0)
+        return 0;
+    if (r->pid == a->pend_pid) {
+        switch (r->level) {
+        case LA_LV_STATEMENT:
+            pend_close(a, r->msg);
+            return 1;
+        case LA_LV_DETAIL:
+        case LA_LV_HINT:
+        case LA_LV_CONTEXT:
+        case LA_LV_QUERY:
+        case LA_LV_LOCATION:
+            return 0; /* still the same event: keep waiting */
+        default:
+            break;
+        }
+    }
+    pend_close(a, (la_str){"", 0});
+    return 0;
 }
 
 static void on_temp_file(la_agg *a, const la_rec *r)
@@ -622,17 +679,18 @@ static void on_temp_file(la_agg *a, const la_rec *r)
     if (size > a->tmp_max)
         a->tmp_max = size;
     hour(a, r->ts_ms)->v[5]++;
-    a->tmp_size = size;
-    a->tmp_pid = r->pid;
-    a->tmp_pending = 1;
-    if (r->statement.n > 0)
-        tmp_attach(a, r->statement);
+    if (r->statement.n > 0) { /* csvlog, jsonlog */
+        tmp_attach(a, size, r->statement);
+        return;
+    }
+    a->pend_kind = 1;
+    a->pend_pid = r->pid;
+    a->pend_size = size;
 }
 
 void la_agg_flush(la_agg *a)
 {
-    if (a->tmp_pending)
-        tmp_attach(a, (la_str){"", 0});
+    pend_close(a, (la_str){"", 0});
 }
 
 /* ---- autovacuum, locks ---- */
@@ -710,6 +768,14 @@ static void on_error(la_agg *a, const la_rec *r)
     memcpy(key + ll + 1, a->tmp.buf, n);
     la_sent *e = la_smap_get(&a->err_class, key, ll + 1 + n);
     e->v[0]++;
+    if (r->statement.n > 0) {
+        err_attach(a, key, ll + 1 + n, r->statement); /* csvlog, jsonlog */
+    } else {
+        a->pend_kind = 2;
+        a->pend_pid = r->pid;
+        a->pend_key = xstrndup(key, ll + 1 + n);
+        a->pend_klen = ll + 1 + n;
+    }
     if (r->sqlstate.n > 0) {
         key[ll + 1 + n] = '\x01';
         memcpy(key + ll + 2 + n, r->sqlstate.p, r->sqlstate.n);
@@ -780,12 +846,9 @@ void la_agg_record(la_agg *a, const la_rec *r)
         if (r->ts_ms > a->last_ts)
             a->last_ts = r->ts_ms;
     }
-    if (a->tmp_pending) {
-        if (r->level == LA_LV_STATEMENT && r->pid == a->tmp_pid) {
-            tmp_attach(a, r->msg);
-            return;
-        }
-        tmp_attach(a, (la_str){"", 0});
+    if (pend_take(a, r)) {
+        a->by_level[LA_LV_STATEMENT]++;
+        return;
     }
     if (r->level < LA_LV_COUNT)
         a->by_level[r->level]++;
@@ -919,13 +982,15 @@ void la_agg_merge(la_agg *dst, la_agg *src)
     dst->conn_n += src->conn_n;
     dst->sess_n += src->sess_n;
     dst->sess_ms += src->sess_ms;
-    la_smap *d[] = {&dst->q_dim, &dst->q_type, &dst->q_db, &dst->q_user, &dst->q_app, &dst->err_state,
+    la_smap *d[] = {&dst->err_stmt, &dst->q_dim, &dst->q_type, &dst->q_db, &dst->q_user,
+                    &dst->q_app, &dst->err_state,
                     &dst->err_class, &dst->err_class_state, &dst->lock_acq, &dst->lock_wait,
                     &dst->ckpt_reason, &dst->tmp_stmt, &dst->vac_tab, &dst->an_tab,
                     &dst->conn_db, &dst->conn_user, &dst->conn_host, &dst->conn_dbuser,
                     &dst->sess_db, &dst->sess_user, &dst->sess_app, &dst->sess_host,
                     &dst->hours};
-    la_smap *s[] = {&src->q_dim, &src->q_type, &src->q_db, &src->q_user, &src->q_app, &src->err_state,
+    la_smap *s[] = {&src->err_stmt, &src->q_dim, &src->q_type, &src->q_db, &src->q_user,
+                    &src->q_app, &src->err_state,
                     &src->err_class, &src->err_class_state, &src->lock_acq, &src->lock_wait,
                     &src->ckpt_reason, &src->tmp_stmt, &src->vac_tab, &src->an_tab,
                     &src->conn_db, &src->conn_user, &src->conn_host, &src->conn_dbuser,

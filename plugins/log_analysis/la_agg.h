@@ -94,12 +94,20 @@ struct la_agg {
     la_smap ckpt_reason;
     double ckpt_buf, ckpt_write, ckpt_sync, ckpt_total, wal_add, wal_rem, wal_rec;
 
-    /* temporary files; a stderr temp-file line waits for its STATEMENT */
+    /* temporary files */
     int64_t tmp_n;
     double tmp_bytes, tmp_max;
     la_smap tmp_stmt;
-    int tmp_pending, tmp_pid;
-    double tmp_size;
+
+    /* stderr writes the STATEMENT of an event (a temp file, an error) as a
+     * later line of the same process, after its DETAIL/HINT/CONTEXT lines:
+     * the event waits here until that line or another event comes */
+    int pend_kind; /* 0 none, 1 temp file, 2 error */
+    int pend_pid;
+    double pend_size;
+    char *pend_key; /* error: its class key (owned) */
+    size_t pend_klen;
+    la_smap err_stmt; /* "LEVEL\x01class\x02normalized statement" -> count */
 
     /* autovacuum */
     int64_t vac_n, an_n;

@@ -245,6 +245,39 @@ static int cmp_class(const void *a, const void *b)
                   json_string_value(json_object_get(y, "message_class")));
 }
 
+static int cmp_stmt_count(const void *a, const void *b)
+{
+    const la_sent *x = *(la_sent *const *)a, *y = *(la_sent *const *)b;
+    if (x->v[0] != y->v[0])
+        return x->v[0] < y->v[0] ? 1 : -1;
+    return strcmp(x->key, y->key);
+}
+
+/* The statements behind one error class (key "LEVEL\x01class"): the 5 most
+ * frequent, normalized. */
+static json_t *error_statements(la_agg *a, const la_sent *cls)
+{
+    la_sent *top[6];
+    size_t n = 0;
+    for (size_t j = 0; j < a->err_stmt.cap; j++) {
+        la_sent *s = &a->err_stmt.e[j];
+        if (s->key == NULL || s->klen <= cls->klen || s->key[cls->klen] != '\x02' ||
+            memcmp(s->key, cls->key, cls->klen) != 0)
+            continue;
+        top[n++] = s;
+        qsort(top, n, sizeof(top[0]), cmp_stmt_count);
+        if (n > 5)
+            n = 5;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:o,s:I}", "query",
+                                             jtext(top[i]->key + cls->klen + 1,
+                                                   top[i]->klen - cls->klen - 1),
+                                             "count", (json_int_t)top[i]->v[0]));
+    return arr;
+}
+
 static json_t *error_classes(la_agg *a)
 {
     size_t n = 0;
@@ -262,9 +295,10 @@ static json_t *error_classes(la_agg *a)
                 s->key[e->klen] == '\x01')
                 json_array_append_new(states, jtext(s->key + e->klen + 1, s->klen - e->klen - 1));
         }
-        v[n++] = json_pack("{s:o,s:o,s:I,s:o}", "message_class",
+        v[n++] = json_pack("{s:o,s:o,s:I,s:o,s:o}", "message_class",
                            jtext(sep + 1, e->klen - ll - 1), "level", jtext(e->key, ll), "count",
-                           (json_int_t)e->v[0], "sqlstate", states);
+                           (json_int_t)e->v[0], "sqlstate", states, "statements",
+                           error_statements(a, e));
     }
     if (v != NULL)
         qsort(v, n, sizeof(*v), cmp_class);
