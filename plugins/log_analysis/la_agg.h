@@ -130,7 +130,11 @@ struct la_agg {
     la_scratch norm, tmp;
 };
 
+/* The entry of key in m, created (numbers zero, key copied) when absent.
+ * Never fails (out of memory aborts the process). The pointer is valid
+ * until the next insertion into m; m owns it (la_smap_free). */
 la_sent *la_smap_get(la_smap *m, const char *key, size_t klen);
+/* Free every key and the table; m is left empty and reusable. */
 /* Spread q_dim into q_type, q_db, q_user and q_app (once, before output). */
 void la_agg_finish(la_agg *a);
 void la_smap_free(la_smap *m);

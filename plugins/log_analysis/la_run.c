@@ -645,6 +645,43 @@ static int run_job(la_job *job, int threads, la_agg **aggs)
     return 0;
 }
 
+/* The previous state, or NULL when there is none or it is of another
+ * schema version (then everything is read again rather than failing). */
+static json_t *load_state(const char *state_json)
+{
+    if (state_json == NULL)
+        return NULL;
+    json_t *state = json_loads(state_json, 0, NULL);
+    if (!json_is_object(state) ||
+        json_integer_value(json_object_get(state, "schema_version")) != LA_SCHEMA_VERSION) {
+        json_decref(state);
+        return NULL;
+    }
+    return state;
+}
+
+/* After the run: each file's lines and bytes, and the offset the next run
+ * starts from. A file's items are contiguous; the offset stops at the
+ * first item that did not reach its end (a partial last line). */
+static void settle_files(la_job *job, la_file *files, size_t nf, uint64_t *bytes,
+                         uint64_t *lines)
+{
+    for (size_t i = 0; i < nf; i++)
+        files[i].end_consumed = files[i].start;
+    for (size_t i = 0; i < job->nitems; i++) {
+        la_item *it = &job->items[i];
+        it->file->lines += it->lines;
+        it->file->bytes += it->consumed;
+        if (it->file->end_consumed == it->start)
+            it->file->end_consumed = it->start + it->consumed;
+    }
+    *bytes = *lines = 0;
+    for (size_t i = 0; i < nf; i++) {
+        *bytes += files[i].bytes;
+        *lines += files[i].lines;
+    }
+}
+
 int la_run(const char *params_json, const char *state_json, int (*cancelled)(void *),
            void *cancel_arg, char **result, char **new_state, int *retryable, char *err,
            size_t errlen)
@@ -668,14 +705,8 @@ int la_run(const char *params_json, const char *state_json, int (*cancelled)(voi
         goto out;
     if ((px = la_prefix_compile(p.prefix, err, errlen)) == NULL)
         goto out;
-    if (state_json != NULL && !p.full) {
-        state = json_loads(state_json, 0, NULL);
-        if (!json_is_object(state) ||
-            json_integer_value(json_object_get(state, "schema_version")) != LA_SCHEMA_VERSION) {
-            json_decref(state);
-            state = NULL; /* unknown state: start over rather than fail */
-        }
-    }
+    if (!p.full)
+        state = load_state(state_json);
     if (expand(&p, &paths, &npaths, err, errlen) < 0)
         goto out;
     if (npaths == 0) {
@@ -716,26 +747,8 @@ int la_run(const char *params_json, const char *state_json, int (*cancelled)(voi
     }
     for (int i = 1; i < threads; i++)
         la_agg_merge(aggs[0], aggs[i]);
-    for (size_t i = 0; i < job.nitems; i++) {
-        la_item *it = &job.items[i];
-        it->file->lines += it->lines;
-        it->file->bytes += it->consumed;
-    }
-    for (size_t i = 0; i < nf; i++)
-        files[i].end_consumed = files[i].start;
-    /* a plain file's new offset: its items are contiguous; stop at the first
-     * that did not reach its end */
-    for (size_t i = 0; i < job.nitems; i++) {
-        la_item *it = &job.items[i];
-        if (it->file->end_consumed != it->start)
-            continue;
-        it->file->end_consumed = it->start + it->consumed;
-    }
-    uint64_t bytes = 0, lines = 0;
-    for (size_t i = 0; i < nf; i++) {
-        bytes += files[i].bytes;
-        lines += files[i].lines;
-    }
+    uint64_t bytes, lines;
+    settle_files(&job, files, nf, &bytes, &lines);
     la_agg_add_input(aggs[0], bytes, lines);
     int64_t last_ts = aggs[0]->last_ts > state_last ? aggs[0]->last_ts : state_last;
     char *fj = files_report(files, nf, last_ts, new_state);
