@@ -125,9 +125,13 @@ uint64_t la_hash(const char *p, size_t n);
 
 typedef struct la_agg la_agg;
 
+/* A new, empty aggregate keeping `top` entries in its top-N lists. Never
+ * returns NULL: out of memory in the engine aborts the process (the
+ * executor that runs the plugin is recycled by the host). Free it with
+ * la_agg_free(), which accepts NULL. */
 la_agg *la_agg_new(int top);
 void la_agg_free(la_agg *a);
-/* Account one record. */
+/* Account one record. The record's slices are not kept. */
 void la_agg_record(la_agg *a, const la_rec *r);
 /* Account an input line that no parser recognized. */
 void la_agg_unparsed(la_agg *a, size_t nlines);
@@ -139,8 +143,10 @@ void la_agg_add_input(la_agg *a, uint64_t bytes, uint64_t lines);
 
 /* ---- la_output.c ---- */
 
-/* The result document as JSON text (malloc'd, caller frees). `files_json`
- * is a JSON array describing the inputs (may be NULL). */
+/* The result document as JSON text (malloc'd, caller frees), or NULL when
+ * jansson runs out of memory. `files_json` is a JSON array describing the
+ * inputs (may be NULL). Spreads the aggregate's per-statement dimensions
+ * first (la_agg_finish), so call it once per aggregate. */
 char *la_output_json(la_agg *a, const char *files_json, double seconds, int full_detail);
 
 /* ---- la_run.c ---- */
