@@ -73,6 +73,20 @@ static size_t count_nl(const char *p, size_t n)
     return c;
 }
 
+/* Whether a line after the first one of p starts with a timestamp (then a
+ * record with an open quote before it is broken, not being written). */
+static int record_follows(const char *p, size_t n)
+{
+    const char *nl = memchr(p, '\n', n);
+    while (nl != NULL && (size_t)(nl + 1 - p) < n) {
+        size_t at = (size_t)(nl + 1 - p);
+        if (la_parse_ts(p + at, n - at) >= 0)
+            return 1;
+        nl = memchr(p + at, '\n', n - at);
+    }
+    return 0;
+}
+
 static size_t feed_csv(la_feeder *f, const char *p, size_t n, int at_eof)
 {
     size_t pos = 0;
@@ -85,9 +99,9 @@ static size_t feed_csv(la_feeder *f, const char *p, size_t n, int at_eof)
         size_t rl = 0;
         if (la_parse_ts(p + pos, n - pos) >= 0)
             rl = la_csv_record_len(p + pos, n - pos);
-        if (rl == 0 && la_parse_ts(p + pos, n - pos) >= 0 && !at_eof &&
-            n - pos < ((size_t)64 << 20))
-            break; /* an open quote: wait for more data */
+        if (rl == 0 && la_parse_ts(p + pos, n - pos) >= 0 &&
+            (at_eof ? !record_follows(p + pos, n - pos) : n - pos < ((size_t)64 << 20)))
+            break; /* an open quote: a record still being written, wait */
         if (rl == 0 || !la_parse_csv_record(p + pos, rl, &f->sc, &r)) {
             /* not a record start, or broken: skip one line */
             size_t ll = (size_t)(nl - p) - pos;

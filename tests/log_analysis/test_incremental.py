@@ -73,6 +73,7 @@ def main():
         scenario_append_rename(cli, root, parts, counts)
         scenario_copytruncate(cli, root, parts, counts)
         scenario_truncate(cli, root, parts, counts)
+        scenario_csv_in_progress(cli, root)
     finally:
         shutil.rmtree(root)
     if failures:
@@ -184,6 +185,31 @@ def scenario_truncate(cli, root, parts, counts):
         f.write(parts[2] + parts[0])
     check('rewritten file read from the start', r.run()[:2],
           (counts[2][0] + counts[0][0], counts[2][1] + counts[0][1]))
+
+
+def scenario_csv_in_progress(cli, root):
+    """A csvlog record cut inside a quoted, multi-line field is a write in
+    progress: left for the next run, then counted once."""
+    d = os.path.join(root, 'csv')
+    os.mkdir(d)
+    log = os.path.join(d, 'postgresql.csv')
+    rec = (b'2026-11-22 07:51:21.569 UTC,"u","db",7976,"[local]",6b.1f28,73,"SELECT",'
+           b'2026-11-22 07:51:20 UTC,3/51,756,LOG,00000,"duration: 2.000 ms  statement: '
+           b'select 1\nfrom t",,,,,,,,,"app","client backend",,0\n')
+    cut = rec.index(b'\nfrom') + 1
+    with open(log, 'wb') as f:
+        f.write(rec * 2 + rec[:cut])
+    state = os.path.join(d, 'state.json')
+    def run():
+        params = {'files': [log], 'format': 'csv'}
+        out = subprocess.run([cli, '--state', state, json.dumps(params)], capture_output=True,
+                             check=True)
+        doc = json.loads(out.stdout)
+        return doc['queries']['total'], doc['input']['unparsed_lines']
+    check('csv: the record being written is left', run(), (2, 0))
+    with open(log, 'ab') as f:
+        f.write(rec[cut:] + rec)
+    check('csv: completed record counted once', run(), (2, 0))
 
 
 if __name__ == '__main__':
