@@ -155,9 +155,12 @@ char *la_output_json(la_agg *a, const char *files_json, double seconds, int full
  * state or NULL. On success returns 0 with *result and *new_state set
  * (malloc'd JSON, caller frees). On failure returns -1 (invalid params,
  * unreadable file: *retryable = 0; a transient error: 1) with err filled.
- * cancelled (may be NULL) is polled between chunks. */
-int la_run(const char *params_json, const char *state_json, int (*cancelled)(void *),
-           void *cancel_arg, char **result, char **new_state, int *retryable, char *err,
+ * poll (may be NULL) is called from the calling thread only, after each
+ * read of up to 8 MB, with the fraction done (0..1; gzip files count as 8
+ * times their compressed size); a non-zero return cancels the run (a
+ * retryable failure). */
+int la_run(const char *params_json, const char *state_json, int (*poll)(void *, double),
+           void *poll_arg, char **result, char **new_state, int *retryable, char *err,
            size_t errlen);
 
 /* A feeder turns a buffer of log text into records for one la_agg. */

@@ -71,8 +71,10 @@ typedef struct la_job {
     pthread_mutex_t mu;
     const la_prefix *px;
     int top;
-    int (*cancelled)(void *);
-    void *cancel_arg;
+    int (*poll)(void *, double);
+    void *poll_arg;
+    uint64_t total;          /* bytes planned (plain files; gzip counts its size) */
+    _Atomic uint64_t done;   /* bytes consumed so far, all workers */
     _Atomic int stop; /* set by the main thread on cancellation */
     char err[256];    /* the first error; under mu */
 } la_job;
@@ -351,8 +353,8 @@ done:
 /* ---- reading ---- */
 
 /* One worker's read buffer, error message and role: only the thread that
- * called la_run (main) may call the host's cancelled(), so it polls it and
- * the others watch job->stop. */
+ * called la_run (main) may call the host (progress, cancelled), so it polls
+ * and the others watch job->stop. */
 typedef struct reader {
     char *buf;
     size_t cap;
@@ -360,10 +362,14 @@ typedef struct reader {
     char err[256];
 } reader;
 
-static int should_stop(la_job *job, reader *rd)
+static int should_stop(la_job *job, reader *rd, uint64_t consumed)
 {
-    if (rd->main && job->cancelled && job->cancelled(job->cancel_arg))
-        job->stop = 1;
+    job->done += consumed;
+    if (rd->main && job->poll != NULL) {
+        double f = job->total ? (double)job->done / (double)job->total : 0;
+        if (job->poll(job->poll_arg, f > 1 ? 1 : f))
+            job->stop = 1;
+    }
     return job->stop;
 }
 
@@ -417,7 +423,7 @@ static int read_plain(la_job *job, la_item *it, la_feeder *f, reader *rd)
         memmove(rd->buf, rd->buf + c, have - c);
         have -= c;
         it->consumed += c;
-        if (should_stop(job, rd))
+        if (should_stop(job, rd, c))
             break;
     }
     close(fd);
@@ -472,7 +478,7 @@ static int read_gz(la_job *job, la_item *it, la_feeder *f, reader *rd)
         memmove(rd->buf, rd->buf + c, have - c);
         have -= c;
         it->consumed += c;
-        if (eof || should_stop(job, rd))
+        if (eof || should_stop(job, rd, c))
             break;
     }
     gzclose(g);
@@ -682,8 +688,8 @@ static void settle_files(la_job *job, la_file *files, size_t nf, uint64_t *bytes
     }
 }
 
-int la_run(const char *params_json, const char *state_json, int (*cancelled)(void *),
-           void *cancel_arg, char **result, char **new_state, int *retryable, char *err,
+int la_run(const char *params_json, const char *state_json, int (*poll)(void *, double),
+           void *poll_arg, char **result, char **new_state, int *retryable, char *err,
            size_t errlen)
 {
     double t0 = now_s();
@@ -729,8 +735,11 @@ int la_run(const char *params_json, const char *state_json, int (*cancelled)(voi
     if ((size_t)threads > job.nitems)
         threads = job.nitems > 0 ? (int)job.nitems : 1;
     job.px = px;
-    job.cancelled = cancelled;
-    job.cancel_arg = cancel_arg;
+    job.poll = poll;
+    job.poll_arg = poll_arg;
+    for (size_t i = 0; i < nf; i++)
+        if (!files[i].skip)
+            job.total += files[i].gz ? files[i].size * 8 : files[i].size - files[i].start;
     aggs = calloc((size_t)threads, sizeof(la_agg *));
     for (int i = 0; i < threads; i++)
         aggs[i] = la_agg_new(p.top);

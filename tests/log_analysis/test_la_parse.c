@@ -231,9 +231,12 @@ static void test_error_class(void **state)
 static pthread_t main_thread;
 static int cancel_calls, cancel_wrong_thread;
 
-static int cancel_now(void *arg)
+static double last_fraction = -1;
+
+static int cancel_now(void *arg, double fraction)
 {
     (void)arg;
+    last_fraction = fraction;
     cancel_calls++;
     if (!pthread_equal(pthread_self(), main_thread))
         cancel_wrong_thread++;
@@ -263,6 +266,7 @@ static void test_run_cancel_and_params(void **state)
     assert_int_equal(retry, 1);
     assert_string_equal(err, "cancelled before the end of the logs");
     assert_true(cancel_calls > 0);
+    assert_true(last_fraction > 0.99 && last_fraction <= 1.0); /* one read: all of it */
     assert_int_equal(cancel_wrong_thread, 0);
 
     assert_int_equal(la_run(params, NULL, NULL, NULL, &result, &st, &retry, err, sizeof err), 0);
