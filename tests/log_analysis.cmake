@@ -28,6 +28,10 @@ if(Python3_FOUND AND EXISTS "${LA_DATA_DIR}/stderr.summary.json")
   add_test(NAME la_threads
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/log_analysis/test_threads.py
                    $<TARGET_FILE:la_cli> ${LA_DATA_DIR})
+  # syslog lines (rsyslog) give the figures of the stderr log.
+  add_test(NAME la_syslog
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/log_analysis/test_syslog.py
+                   $<TARGET_FILE:la_cli> ${LA_DATA_DIR})
   # Incremental state across appends, rotation (rename, copytruncate, gzip)
   # and truncation.
   add_test(NAME la_incremental

@@ -32,7 +32,7 @@ typedef struct la_str {
     size_t n;
 } la_str;
 
-enum la_format { LA_FMT_AUTO = 0, LA_FMT_STDERR, LA_FMT_CSV, LA_FMT_JSON };
+enum la_format { LA_FMT_AUTO = 0, LA_FMT_STDERR, LA_FMT_CSV, LA_FMT_JSON, LA_FMT_SYSLOG };
 
 enum la_level {
     LA_LV_NONE = 0,
@@ -102,6 +102,11 @@ size_t la_csv_record_len(const char *p, size_t len);
 /* Parse "YYYY-MM-DD HH:MM:SS[.fff]" at p; returns epoch ms or -1. */
 int64_t la_parse_ts(const char *p, size_t len);
 
+/* The syslog header of a line ("Mmm dd hh:mm:ss host ident[pid]: [N-M] "):
+ * returns the offset of the text after it and fills pid, N and M, or 0
+ * when the line has no such header. */
+size_t la_parse_syslog_header(const char *p, size_t n, int *pid, long *seq, long *chunk);
+
 /* Guess the format of a buffer's first lines; LA_FMT_AUTO when unsure. */
 int la_detect_format(const char *p, size_t len);
 
@@ -166,7 +171,7 @@ int la_run(const char *params_json, const char *state_json, int (*poll)(void *, 
 /* A feeder turns a buffer of log text into records for one la_agg. */
 typedef struct la_feeder {
     la_agg *agg;
-    int format;           /* LA_FMT_STDERR, _CSV or _JSON */
+    int format;           /* LA_FMT_STDERR, _CSV, _JSON or _SYSLOG */
     const la_prefix *px;  /* stderr only */
     int64_t skip_upto_ms; /* records at or before this time are skipped; -1 none */
     uint64_t lines;       /* lines consumed so far */

@@ -494,6 +494,43 @@ int la_parse_json_line(const char *p, size_t len, la_scratch *sc, la_rec *r)
     return ok;
 }
 
+size_t la_parse_syslog_header(const char *p, size_t n, int *pid, long *seq, long *chunk)
+{
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    if (n < 20 || p[3] != ' ' || p[6] != ' ' || p[9] != ':' || p[12] != ':' || p[15] != ' ')
+        return 0;
+    const char *m = memmem(months, 36, p, 3);
+    if (m == NULL || (m - months) % 3 != 0)
+        return 0;
+    const char *h = memmem(p + 16, n - 16, "]: [", 4);
+    if (h == NULL)
+        return 0;
+    const char *b = h;
+    while (b > p + 16 && DIG(b[-1]))
+        b--;
+    if (b == h || b[-1] != '[')
+        return 0;
+    int v = 0;
+    for (const char *q = b; q < h; q++)
+        v = v * 10 + (*q - '0');
+    *pid = v;
+    size_t i = (size_t)(h - p) + 4;
+    long a = 0, c = 0;
+    size_t d0 = i;
+    while (i < n && DIG(p[i]))
+        a = a * 10 + (p[i++] - '0');
+    if (i == d0 || i >= n || p[i] != '-')
+        return 0;
+    d0 = ++i;
+    while (i < n && DIG(p[i]))
+        c = c * 10 + (p[i++] - '0');
+    if (i == d0 || i + 1 >= n || p[i] != ']' || p[i + 1] != ' ')
+        return 0;
+    *seq = a;
+    *chunk = c;
+    return i + 2;
+}
+
 int la_detect_format(const char *p, size_t len)
 {
     while (len > 0 && (*p == '\n' || *p == '\r' || *p == ' ')) {
@@ -504,6 +541,10 @@ int la_detect_format(const char *p, size_t len)
         return LA_FMT_AUTO;
     if (p[0] == '{')
         return LA_FMT_JSON;
+    int pid;
+    long seq, chunk;
+    if (la_parse_syslog_header(p, len, &pid, &seq, &chunk) > 0)
+        return LA_FMT_SYSLOG;
     int64_t ts;
     size_t k = ts_field_len(p, len, &ts);
     if (k > 0 && k < len && p[k] == ',')

@@ -124,8 +124,10 @@ static int parse_params(const char *pj, la_params *p, json_t **root, char *err, 
         p->format = LA_FMT_CSV;
     else if (strcmp(fmt, "jsonlog") == 0 || strcmp(fmt, "json") == 0)
         p->format = LA_FMT_JSON;
+    else if (strcmp(fmt, "syslog") == 0)
+        p->format = LA_FMT_SYSLOG;
     else {
-        snprintf(err, errlen, "params: format \"%s\" is not one of auto, stderr, csv, jsonlog",
+        snprintf(err, errlen, "params: format \"%s\" is not one of auto, stderr, csv, jsonlog, syslog",
                  fmt);
         return -1;
     }
@@ -299,6 +301,14 @@ static int plan_file(la_file *lf, const char *path, const la_params *p, json_t *
     return 0;
 }
 
+/* Whether a syslog line is the first chunk of a message. */
+static int syslog_start_line(const char *p, size_t n)
+{
+    int pid;
+    long seq, chunk;
+    return la_parse_syslog_header(p, n, &pid, &seq, &chunk) > 0 && chunk == 1;
+}
+
 /* The first entry boundary at or after off in a plain file (stderr: a line
  * that parses with the prefix; csv: a line starting with a timestamp;
  * json: a line start). Returns end when none is found within 16 MB. */
@@ -329,12 +339,15 @@ static uint64_t find_boundary(int fd, uint64_t off, uint64_t end, int format,
             if (nl == NULL)
                 break;
             size_t ll = (size_t)(nl - buf) - i;
-            int ok = format == LA_FMT_JSON
-                         ? 1
-                         : format == LA_FMT_CSV
-                               ? la_parse_ts(buf + i, ll) >= 0
-                               : (ll > 0 && buf[i] != '\t' &&
-                                  la_parse_stderr_line(px, buf + i, ll, &r));
+            int ok;
+            if (format == LA_FMT_JSON)
+                ok = 1;
+            else if (format == LA_FMT_CSV)
+                ok = la_parse_ts(buf + i, ll) >= 0;
+            else if (format == LA_FMT_SYSLOG)
+                ok = syslog_start_line(buf + i, ll);
+            else
+                ok = ll > 0 && buf[i] != '\t' && la_parse_stderr_line(px, buf + i, ll, &r);
             if (ok) {
                 result = pos + i;
                 goto done;
@@ -604,7 +617,7 @@ static void plan_items(la_job *job, la_file *files, size_t nf, int threads, cons
 
 static char *files_report(la_file *files, size_t nf, int64_t last_ts, char **state_out)
 {
-    static const char *const fmt_names[] = {"auto", "stderr", "csv", "jsonlog"};
+    static const char *const fmt_names[] = {"auto", "stderr", "csv", "jsonlog", "syslog"};
     json_t *arr = json_array(), *st = json_array();
     for (size_t i = 0; i < nf; i++) {
         la_file *lf = &files[i];

@@ -1,7 +1,8 @@
 /*
  * fuzz_la_parse.c - libFuzzer target for the log_analysis parsers.
  *
- * Input layout: byte 0 picks the format (stderr, csv, jsonlog); for stderr
+ * Input layout: byte 0 picks the format (stderr, csv, jsonlog, syslog); for
+ * stderr and syslog
  * the first line is taken as the log_line_prefix (an invalid one falls back
  * to the default). The rest is fed through the same feeder the reader uses,
  * in two pieces split at a point given by byte 1 (so entries straddle two
@@ -21,12 +22,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)
         return 0;
-    int format = LA_FMT_STDERR + data[0] % 3;
+    int format = LA_FMT_STDERR + data[0] % 4; /* stderr, csv, jsonlog, syslog */
     size_t split = data[1];
     const char *p = (const char *)data + 2;
     size_t n = size - 2;
     char prefix[128] = "%m [%p] %q%u@%d/%a ";
-    if (format == LA_FMT_STDERR) {
+    if (format == LA_FMT_STDERR || format == LA_FMT_SYSLOG) {
         const char *nl = memchr(p, '\n', n);
         if (nl != NULL && (size_t)(nl - p) < sizeof prefix) {
             memcpy(prefix, p, (size_t)(nl - p));
