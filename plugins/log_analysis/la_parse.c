@@ -231,6 +231,23 @@ static size_t ts_field_len(const char *p, size_t n, int64_t *ts)
     return i;
 }
 
+/* "%n": seconds since the epoch with milliseconds ("1700000000.250"), as
+ * ms; -1 when out of range. */
+static int64_t epoch_ms(const char *p, size_t n)
+{
+    int64_t s = 0, ms = 0, scale = 100;
+    size_t i = 0;
+    for (; i < n && DIG(p[i]); i++) {
+        if (s > 100000000000LL)
+            return -1;
+        s = s * 10 + (p[i] - '0');
+    }
+    if (i < n && p[i] == '.')
+        for (i++; i < n && DIG(p[i]) && scale > 0; i++, scale /= 10)
+            ms += (p[i] - '0') * scale;
+    return s * 1000 + ms;
+}
+
 /* Where a free-text field ends: before the next literal (the last literal
  * must be followed by a level keyword), else at a space. */
 static size_t field_end(const la_prefix *px, int i, const char *p, size_t n, size_t pos)
@@ -278,7 +295,7 @@ static void set_field(la_rec *r, char esc, const char *p, size_t n)
     }
     case 'p': {
         int pid = 0;
-        for (size_t i = 0; i < n && DIG(p[i]); i++)
+        for (size_t i = 0; i < n && i < 9 && DIG(p[i]); i++) /* no overflow */
             pid = pid * 10 + (p[i] - '0');
         r->pid = pid;
         break;
@@ -322,7 +339,7 @@ int la_parse_stderr_line(const la_prefix *px, const char *p, size_t n, la_rec *r
             if (e == pos && it->esc != 'n')
                 return 0;
             if (it->esc == 'n' && e > pos)
-                r->ts_ms = (int64_t)(strtod(p + pos, NULL) * 1000.0);
+                r->ts_ms = epoch_ms(p + pos, e - pos);
         } else {
             e = field_end(px, i, p, n, pos);
             if (e == (size_t)-1)
@@ -511,19 +528,25 @@ size_t la_parse_syslog_header(const char *p, size_t n, int *pid, long *seq, long
     if (b == h || b[-1] != '[')
         return 0;
     int v = 0;
-    for (const char *q = b; q < h; q++)
+    for (const char *q = b; q < h && q < b + 9; q++) /* no overflow */
         v = v * 10 + (*q - '0');
     *pid = v;
     size_t i = (size_t)(h - p) + 4;
     long a = 0, c = 0;
     size_t d0 = i;
-    while (i < n && DIG(p[i]))
-        a = a * 10 + (p[i++] - '0');
+    while (i < n && DIG(p[i])) {
+        if (i - d0 < 18)
+            a = a * 10 + (p[i] - '0');
+        i++;
+    }
     if (i == d0 || i >= n || p[i] != '-')
         return 0;
     d0 = ++i;
-    while (i < n && DIG(p[i]))
-        c = c * 10 + (p[i++] - '0');
+    while (i < n && DIG(p[i])) {
+        if (i - d0 < 18)
+            c = c * 10 + (p[i] - '0');
+        i++;
+    }
     if (i == d0 || i + 1 >= n || p[i] != ']' || p[i + 1] != ' ')
         return 0;
     *seq = a;
