@@ -131,10 +131,37 @@ static void reload(runtime *rt)
     runtime_free(fresh);
 }
 
+/* Retention: history never grows without limit (store.retention and
+ * store.retention_per_task), pruned in bounded batches. */
+static void prune(const pgr_config *cfg)
+{
+    if (cfg->store.retention_ms <= 0 && cfg->store.retention_per_task <= 0)
+        return;
+    char err[512];
+    store_retention_stats st;
+    store *s = store_open_config(cfg, err, sizeof err);
+    if (!s || store_retention(s, cfg->store.retention_ms, cfg->store.retention_per_task, 1000, &st,
+                              err, sizeof err) < 0)
+        log_error("retention: %s", err);
+    else if (st.executions || st.results)
+        log_info("retention: deleted %ld execution(s) and %ld orphaned result(s)", st.executions,
+                 st.results);
+    store_close(s);
+}
+
+#define PRUNE_EVERY_MS (3600 * 1000)
+
+/* Housekeeping: SIGHUP reloads, and retention at start and every hour. */
 static void *hup_main(void *arg)
 {
     runtime *rt = arg;
+    int64_t next_prune = mono_ms();
+    log_set_component("housekeeping");
     while (!stop_flag) {
+        if (mono_ms() >= next_prune) {
+            prune(rt->cfg);
+            next_prune = mono_ms() + PRUNE_EVERY_MS;
+        }
         if (hup_flag)
             reload(rt);
         struct timespec d = {0, 200 * 1000000}; /* a flag set by a handler: checked 5x/s */

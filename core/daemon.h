@@ -7,6 +7,9 @@
  * by a crash are recovered from the store at start (queued and running ones
  * run again, scheduled ones wait for their due time again).
  *
+ * Retention (store.retention, store.retention_per_task) is applied at start
+ * and every hour.
+ *
  * Signals: SIGTERM/SIGINT stop fetching and firing, let running tasks
  * finish within workers.shutdown_grace, then exit 0. SIGHUP re-reads the
  * configuration and syncs its tasks into the store (schedules, params and

@@ -203,6 +203,37 @@ static void test_sighup_adds_task(void **state)
     assert_int_equal(stop_daemon(), 0);
 }
 
+/* Retention: `db prune` keeps the newest retention_per_task finished
+ * executions of each task (the daemon runs the same every hour). */
+static void test_db_prune(void **state)
+{
+    (void)state;
+    new_store();
+    write_config("  - {name: once, type: example}\n");
+    char cmd[512], *out = NULL;
+    for (int i = 0; i < 4; i++) {
+        snprintf(cmd, sizeof cmd, "%s --config %s run --once", getenv("PGR_BIN"), cfg_path);
+        assert_int_equal(run_capture(cmd, &out), 0);
+        free(out);
+    }
+    assert_int_equal(sql_long("SELECT count(*) FROM task_executions"), 4);
+    /* The same store with a retention of two runs per task. */
+    char *text = NULL;
+    snprintf(cmd, sizeof cmd, "sed -i 's/^store: {url: \\(.*\\)}$/store: {url: \\1, retention_per_task: 2}/' %s && grep '^store' %s",
+             cfg_path, cfg_path);
+    assert_int_equal(run_capture(cmd, &text), 0);
+    assert_non_null(strstr(text, "retention_per_task: 2"));
+    free(text);
+    snprintf(cmd, sizeof cmd, "%s --config %s db prune", getenv("PGR_BIN"), cfg_path);
+    assert_int_equal(run_capture(cmd, &out), 0);
+    assert_true(strncmp(out, "pruned 2 execution(s) and 0 orphaned result(s) in ", 50) == 0);
+    free(out);
+    assert_int_equal(sql_long("SELECT count(*) FROM task_executions"), 2);
+    assert_int_equal(sql_long("SELECT count(*) FROM analysis_results"), 2);
+    /* The two kept are the newest. */
+    assert_int_equal(sql_long("SELECT min(id) FROM task_executions"), 3);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -233,6 +264,7 @@ int main(void)
         cmocka_unit_test(test_runs_and_stops),
         cmocka_unit_test(test_recovery_after_kill_9),
         cmocka_unit_test(test_sighup_adds_task),
+        cmocka_unit_test(test_db_prune),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
