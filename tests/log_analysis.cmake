@@ -62,3 +62,10 @@ if(Python3_FOUND)
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/log_analysis/test_robust.py
                    $<TARGET_FILE:la_cli>)
 endif()
+
+# source: server, against a PostgreSQL with the logging collector on: the
+# figures of a workload, incremental runs, rotation, privileges.
+pgr_add_unit_test(test_la_server ${CMAKE_CURRENT_LIST_DIR}/log_analysis/test_la_server.c)
+target_link_libraries(test_la_server PRIVATE pgr_testenv PkgConfig::JANSSON)
+add_dependencies(test_la_server pgreviewer log_analysis)
+set_tests_properties(test_la_server PROPERTIES TIMEOUT 300)
