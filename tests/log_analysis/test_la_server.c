@@ -411,7 +411,7 @@ static void test_full(void **state)
 static void test_privileges(void **state)
 {
     (void)state;
-    const char *params = "{\"source\":\"server\",\"format\":\"stderr\"}";
+    const char *params = "{\"source\":\"server\",\"format\":\"stderr\",\"prefix\":\"" PREFIX "\"}";
     run_fails("np", params,
               "fail: source server: role \"nopriv\" may not list the server's log directory: "
               "pg_ls_logdir() needs superuser or the pg_monitor role "
@@ -444,7 +444,7 @@ static void test_bad_params(void **state)
     run_fails("t", "{\"source\":\"server\",\"format\":\"syslog\"}",
               "fail: params: format syslog cannot be read with source server");
     run_fails("t", "{\"source\":\"elsewhere\"}",
-              "fail: params: source \"elsewhere\" is not one of files, server");
+              "params.source: must be one of: files, server; got \"elsewhere\"");
 }
 
 /* logging_collector off: no file to read, and the message says why. */
