@@ -37,6 +37,11 @@ if(Python3_FOUND AND EXISTS "${LA_DATA_DIR}/stderr.summary.json")
   add_test(NAME la_incremental
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/log_analysis/test_incremental.py
                    $<TARGET_FILE:la_cli> ${LA_DATA_DIR})
+  # The engine's side of source: server on a local directory (la_cli
+  # --server-dir): chunks, incremental state, reused names, formats.
+  add_test(NAME la_server_dir
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/log_analysis/test_server_dir.py
+                   $<TARGET_FILE:la_cli> ${LA_DATA_DIR})
 endif()
 
 # libFuzzer target for the parsers (-DPGREVIEWER_FUZZ=ON, clang): ctest runs
