@@ -283,7 +283,23 @@ static void test_run_cancel_and_params(void **state)
     assert_int_equal(la_run("{\"files\":[\"x\"],\"source\":\"server\"}", NULL, NULL, NULL,
                             &result, &st, &retry, err, sizeof err),
                      -1);
-    assert_non_null(strstr(err, "source \"server\" is not supported"));
+    assert_string_equal(err, "params: files is for source files; source server reads every log "
+                             "file of the server's log directory that matches format");
+    assert_int_equal(la_run("{\"source\":\"server\"}", NULL, NULL, NULL, &result, &st, &retry,
+                            err, sizeof err),
+                     -1);
+    assert_string_equal(err, "params: source server reads the log through the task's connection "
+                             "(run the log_analysis plugin with a connection)");
+    int server = -1;
+    assert_int_equal(la_params_source("{\"source\":\"server\",\"format\":\"csv\"}", &server, err,
+                                      sizeof err),
+                     0);
+    assert_int_equal(server, 1);
+    assert_int_equal(la_params_source("{\"files\":[\"x\"]}", &server, err, sizeof err), 0);
+    assert_int_equal(server, 0);
+    assert_int_equal(la_params_source("{\"source\":\"server\",\"prefix\":\"%Z\"}", &server, err,
+                                      sizeof err),
+                     -1);
     unlink(path);
 }
 
