@@ -37,6 +37,11 @@ if(Python3_FOUND AND EXISTS "${LA_DATA_DIR}/stderr.summary.json")
   add_test(NAME la_incremental
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/log_analysis/test_incremental.py
                    $<TARGET_FILE:la_cli> ${LA_DATA_DIR})
+  # The engine's side of source: server on a local directory (la_cli
+  # --server-dir): chunks, incremental state, reused names, formats.
+  add_test(NAME la_server_dir
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/log_analysis/test_server_dir.py
+                   $<TARGET_FILE:la_cli> ${LA_DATA_DIR})
 endif()
 
 # libFuzzer target for the parsers (-DPGREVIEWER_FUZZ=ON, clang): ctest runs
@@ -62,3 +67,10 @@ if(Python3_FOUND)
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/log_analysis/test_robust.py
                    $<TARGET_FILE:la_cli>)
 endif()
+
+# source: server, against a PostgreSQL with the logging collector on: the
+# figures of a workload, incremental runs, rotation, privileges.
+pgr_add_unit_test(test_la_server ${CMAKE_CURRENT_LIST_DIR}/log_analysis/test_la_server.c)
+target_link_libraries(test_la_server PRIVATE pgr_testenv PkgConfig::JANSSON)
+add_dependencies(test_la_server pgreviewer log_analysis)
+set_tests_properties(test_la_server PROPERTIES TIMEOUT 300)

@@ -139,4 +139,23 @@ la_sent *la_smap_get(la_smap *m, const char *key, size_t klen);
 void la_agg_finish(la_agg *a);
 void la_smap_free(la_smap *m);
 
+/* ---- la_run.c internals shared with la_remote.c ---- */
+
+#include <jansson.h>
+
+typedef struct la_params {
+    char **files; /* malloc'd array; the strings belong to the params JSON */
+    size_t nfiles;
+    int format;
+    const char *prefix;
+    int server; /* source: server */
+    int full, top, threads;
+} la_params;
+
+/* Parse the task params (JSON text). Returns 0 with p filled and *root the
+ * parsed document (p's strings point into it), or -1 with err filled (the
+ * message names the param). In both cases the caller frees p->files and
+ * json_decref()s *root. */
+int la_parse_params(const char *pj, la_params *p, json_t **root, char *err, size_t errlen);
+
 #endif /* LA_AGG_H */

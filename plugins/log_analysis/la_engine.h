@@ -168,6 +168,43 @@ int la_run(const char *params_json, const char *state_json, int (*poll)(void *, 
            void *poll_arg, char **result, char **new_state, int *retryable, char *err,
            size_t errlen);
 
+/* Check params and say where the log is read from: *server is 1 for
+ * source "server", 0 for files. Returns 0, or -1 with err filled (the
+ * message names the invalid param). */
+int la_params_source(const char *params_json, int *server, char *err, size_t errlen);
+
+/* ---- la_remote.c: the server's own log, read through a connection ---- */
+
+/* One file of the server's log directory, as pg_ls_logdir() lists it. */
+typedef struct la_remote_file {
+    const char *name;  /* as listed, e.g. "postgresql-2026-11-22_101500.log" */
+    const char *path;  /* what the reader is given (log_directory/name) */
+    uint64_t size;     /* size when listed: a run reads up to there */
+    int64_t mtime;     /* modification time, epoch seconds */
+} la_remote_file;
+
+/* Reads up to len bytes of f at offset off into buf. Returns the number of
+ * bytes read (0 when the file ends there or is gone), or -1 with err
+ * filled and *fatal set when retrying cannot help (a missing privilege). */
+typedef int64_t (*la_remote_read)(void *arg, const la_remote_file *f, uint64_t off, size_t len,
+                                  char *buf, int *fatal, char *err, size_t errlen);
+
+/* Run an analysis of the server's log files (params with source "server";
+ * files picked by format: stderr .log, csv .csv, jsonlog .json, auto all
+ * three by extension). Same contract as la_run; the state keeps, per file
+ * name, its size, modification time, offset reached and a fingerprint of
+ * its first 1024 bytes, so a name reused after rotation is read again from
+ * the start. Single-threaded; poll is called after each read of up to
+ * 4 MB. */
+int la_run_remote(const char *params_json, const char *state_json, const la_remote_file *files,
+                  size_t nfiles, la_remote_read rd, void *rd_arg, int (*poll)(void *, double),
+                  void *poll_arg, char **result, char **new_state, int *retryable, char *err,
+                  size_t errlen);
+
+/* The format of a server log file from its name (.log stderr, .csv csv,
+ * .json jsonlog), or LA_FMT_AUTO when none. */
+int la_remote_format(const char *name);
+
 /* A feeder turns a buffer of log text into records for one la_agg. */
 typedef struct la_feeder {
     la_agg *agg;

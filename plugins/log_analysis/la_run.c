@@ -40,14 +40,6 @@
 #define MIN_SPLIT ((uint64_t)32 << 20)
 #define HEAD_LEN 1024
 
-typedef struct la_params {
-    char **files;
-    size_t nfiles;
-    int format;
-    const char *prefix;
-    int full, top, threads;
-} la_params;
-
 typedef struct la_file {
     char *path;
     int format, gz, skip;
@@ -88,7 +80,23 @@ static double now_s(void)
 
 /* ---- params ---- */
 
-static int parse_params(const char *pj, la_params *p, json_t **root, char *err, size_t errlen)
+/* source server: the files are the server's; syslog is not written there. */
+static int server_params(const la_params *p, char *err, size_t errlen)
+{
+    if (p->nfiles > 0) {
+        snprintf(err, errlen, "params: files is for source files; source server reads every "
+                              "log file of the server's log directory that matches format");
+        return -1;
+    }
+    if (p->format == LA_FMT_SYSLOG) {
+        snprintf(err, errlen, "params: format syslog cannot be read with source server (the "
+                              "server's log directory holds stderr, csv and jsonlog files)");
+        return -1;
+    }
+    return 0;
+}
+
+int la_parse_params(const char *pj, la_params *p, json_t **root, char *err, size_t errlen)
 {
     json_error_t je;
     memset(p, 0, sizeof(*p));
@@ -135,9 +143,10 @@ static int parse_params(const char *pj, la_params *p, json_t **root, char *err, 
     if (px != NULL)
         p->prefix = px;
     const char *src = json_string_value(json_object_get(*root, "source"));
-    if (src != NULL && strcmp(src, "files") != 0) {
-        snprintf(err, errlen,
-                 "params: source \"%s\" is not supported by this version (valid: files)", src);
+    if (src != NULL && strcmp(src, "server") == 0) {
+        p->server = 1;
+    } else if (src != NULL && strcmp(src, "files") != 0) {
+        snprintf(err, errlen, "params: source \"%s\" is not one of files, server", src);
         return -1;
     }
     p->full = json_is_true(json_object_get(*root, "full"));
@@ -157,11 +166,29 @@ static int parse_params(const char *pj, la_params *p, json_t **root, char *err, 
     }
     if (p->threads > 64)
         p->threads = 64;
+    if (p->server)
+        return server_params(p, err, errlen);
     if (p->nfiles == 0) {
         snprintf(err, errlen, "params: files is empty; give at least one file name or glob");
         return -1;
     }
     return 0;
+}
+
+int la_params_source(const char *params_json, int *server, char *err, size_t errlen)
+{
+    la_params p;
+    json_t *root = NULL;
+    int rc = la_parse_params(params_json, &p, &root, err, errlen);
+    if (rc == 0) {
+        la_prefix *px = la_prefix_compile(p.prefix, err, errlen);
+        rc = px ? 0 : -1;
+        la_prefix_free(px);
+    }
+    *server = rc == 0 && p.server;
+    free(p.files);
+    json_decref(root);
+    return rc;
 }
 
 /* ---- state ---- */
@@ -720,8 +747,13 @@ int la_run(const char *params_json, const char *state_json, int (*poll)(void *, 
     pthread_mutex_init(&job.mu, NULL);
     *result = *new_state = NULL;
     *retryable = 0;
-    if (parse_params(params_json, &p, &root, err, errlen) < 0)
+    if (la_parse_params(params_json, &p, &root, err, errlen) < 0)
         goto out;
+    if (p.server) {
+        snprintf(err, errlen, "params: source server reads the log through the task's "
+                              "connection (run the log_analysis plugin with a connection)");
+        goto out;
+    }
     if ((px = la_prefix_compile(p.prefix, err, errlen)) == NULL)
         goto out;
     if (!p.full)

@@ -283,8 +283,126 @@ static void test_run_cancel_and_params(void **state)
     assert_int_equal(la_run("{\"files\":[\"x\"],\"source\":\"server\"}", NULL, NULL, NULL,
                             &result, &st, &retry, err, sizeof err),
                      -1);
-    assert_non_null(strstr(err, "source \"server\" is not supported"));
+    assert_string_equal(err, "params: files is for source files; source server reads every log "
+                             "file of the server's log directory that matches format");
+    assert_int_equal(la_run("{\"source\":\"server\"}", NULL, NULL, NULL, &result, &st, &retry,
+                            err, sizeof err),
+                     -1);
+    assert_string_equal(err, "params: source server reads the log through the task's connection "
+                             "(run the log_analysis plugin with a connection)");
+    int server = -1;
+    assert_int_equal(la_params_source("{\"source\":\"server\",\"format\":\"csv\"}", &server, err,
+                                      sizeof err),
+                     0);
+    assert_int_equal(server, 1);
+    assert_int_equal(la_params_source("{\"files\":[\"x\"]}", &server, err, sizeof err), 0);
+    assert_int_equal(server, 0);
+    assert_int_equal(la_params_source("{\"source\":\"server\",\"prefix\":\"%Z\"}", &server, err,
+                                      sizeof err),
+                     -1);
     unlink(path);
+}
+
+/* An in-memory server log for la_run_remote: 6 MB, read in two chunks. */
+static char *mem_log;
+static size_t mem_len;
+static int mem_reads, mem_fail; /* mem_fail: 1 transient, 2 fatal */
+
+static int64_t mem_read(void *arg, const la_remote_file *f, uint64_t off, size_t len, char *buf,
+                        int *fatal, char *err, size_t errlen)
+{
+    (void)arg;
+    mem_reads++;
+    if (mem_fail) {
+        *fatal = mem_fail == 2;
+        snprintf(err, errlen, "%s: read refused", f->path);
+        return -1;
+    }
+    if (off >= mem_len)
+        return 0;
+    if (len > mem_len - off)
+        len = mem_len - (size_t)off;
+    memcpy(buf, mem_log + off, len);
+    return (int64_t)len;
+}
+
+static int polls, cancel_at;
+static double poll_last;
+
+static int poll_count(void *arg, double fraction)
+{
+    (void)arg;
+    assert_true(fraction >= poll_last && fraction <= 1.0);
+    poll_last = fraction;
+    return ++polls == cancel_at;
+}
+
+static void test_remote_chunks_cancel_errors(void **state)
+{
+    (void)state;
+    const char *line = "2026-11-22 07:51:20.381 UTC [7960] LOG:  duration: 2.297 ms  "
+                       "statement: select 1\n";
+    size_t ll = strlen(line), n = ((size_t)6 << 20) / ll;
+    mem_len = n * ll;
+    mem_log = malloc(mem_len);
+    for (size_t i = 0; i < n; i++)
+        memcpy(mem_log + i * ll, line, ll);
+    la_remote_file files[] = {
+        {"postgresql-1.log", "log/postgresql-1.log", mem_len, 1},
+        {"postgresql-1.csv", "log/postgresql-1.csv", 0, 1},
+    };
+    const char *params = "{\"source\":\"server\",\"format\":\"stderr\"}";
+    char err[256], *result = NULL, *st = NULL;
+    int retry = 0;
+    /* cancelled at the first poll: after the head and one 4 MB chunk */
+    cancel_at = 1;
+    assert_int_equal(la_run_remote(params, NULL, files, 2, mem_read, NULL, poll_count, NULL,
+                                   &result, &st, &retry, err, sizeof err),
+                     -1);
+    assert_string_equal(err, "cancelled before the end of the logs");
+    assert_int_equal(retry, 1);
+    assert_int_equal(mem_reads, 2);
+    assert_null(st);
+    /* to the end: two chunks, two polls, every line */
+    polls = mem_reads = 0;
+    poll_last = 0;
+    cancel_at = -1;
+    assert_int_equal(la_run_remote(params, NULL, files, 2, mem_read, NULL, poll_count, NULL,
+                                   &result, &st, &retry, err, sizeof err),
+                     0);
+    assert_int_equal(mem_reads, 3);
+    assert_int_equal(polls, 2);
+    assert_true(poll_last == 1.0);
+    char want[64];
+    snprintf(want, sizeof want, "\"total\": %zu", n);
+    assert_non_null(strstr(result, want));
+    free(result);
+    /* the next run with that state reads nothing */
+    char *st2 = NULL;
+    mem_reads = 0;
+    assert_int_equal(la_run_remote(params, st, files, 2, mem_read, NULL, NULL, NULL, &result,
+                                   &st2, &retry, err, sizeof err),
+                     0);
+    assert_int_equal(mem_reads, 0);
+    assert_non_null(strstr(result, "\"skipped_unchanged\": true"));
+    free(result);
+    free(st2);
+    /* a reader error: transient is a retry, a missing privilege is not */
+    files[0].size += 1; /* changed: read again */
+    mem_fail = 1;
+    assert_int_equal(la_run_remote(params, st, files, 2, mem_read, NULL, NULL, NULL, &result,
+                                   &st2, &retry, err, sizeof err),
+                     -1);
+    assert_string_equal(err, "log/postgresql-1.log: read refused");
+    assert_int_equal(retry, 1);
+    mem_fail = 2;
+    assert_int_equal(la_run_remote(params, st, files, 2, mem_read, NULL, NULL, NULL, &result,
+                                   &st2, &retry, err, sizeof err),
+                     -1);
+    assert_int_equal(retry, 0);
+    mem_fail = 0;
+    free(st);
+    free(mem_log);
 }
 
 int main(void)
@@ -298,6 +416,7 @@ int main(void)
         cmocka_unit_test(test_normalize),
         cmocka_unit_test(test_query_type),
         cmocka_unit_test(test_error_class),
+        cmocka_unit_test(test_remote_chunks_cancel_errors),
         cmocka_unit_test(test_run_cancel_and_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
