@@ -548,6 +548,12 @@ static void executor_main(int fd, const pgr_config *cfg, const plugin_registry *
     signal(SIGINT, SIG_IGN); /* a Ctrl-C reaches the supervisor, which decides */
     signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
+    /* The mask is inherited: the daemon forks its first executors while it
+     * blocks the stop signals for its threads, and a blocked SIGTERM would
+     * turn every timeout into a SIGKILL after the grace period. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the supervisor */
     log_set_component("executor");
     plugin_slot *slots = xcalloc(reg->n_plugins ? reg->n_plugins : 1, sizeof *slots);

@@ -4,7 +4,9 @@
  * stops cleanly on SIGTERM (exit 0); killed with -9 (the whole process
  * tree) in the middle of a task, the next start recovers that execution and
  * it finishes with exactly one stored result; SIGHUP reloads the
- * configuration and a task added to it starts firing.
+ * configuration and a task added to it starts firing; its executors can
+ * take SIGTERM (the timeout's cancellation), which the daemon blocks in
+ * its own threads.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -203,6 +205,64 @@ static void test_sighup_adds_task(void **state)
     assert_int_equal(stop_daemon(), 0);
 }
 
+/* The SigBlk mask of process `pid` from /proc, or ~0 when unreadable. */
+static unsigned long long sig_blocked(pid_t pid)
+{
+    char path[64], line[256];
+    unsigned long long mask = ~0ULL;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return mask;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "SigBlk: %llx", &mask) == 1)
+            break;
+    fclose(f);
+    return mask;
+}
+
+static bool has_children(void *arg)
+{
+    char path[64], buf[256] = "";
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)daemon_pid, (int)daemon_pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(buf, sizeof buf, f))
+            buf[0] = '\0';
+        fclose(f);
+    }
+    snprintf(arg, 256, "%s", buf);
+    return buf[0] != '\0';
+}
+
+/* The daemon blocks the stop signals while it starts its threads; the
+ * executors it forks must not inherit that mask, or a task's timeout
+ * (SIGTERM: cancel the query, let the plugin see cancelled()) only ever
+ * ends in SIGKILL after the grace period. */
+static void test_executors_take_sigterm(void **state)
+{
+    (void)state;
+    new_store();
+    write_config("  - {name: tick, type: example, schedule: \"* * * * * *\"}\n");
+    start_daemon();
+    wait_sql("SELECT count(*) FROM task_executions WHERE status = 'completed'", 1, 20000);
+    char pids[256];
+    if (!wait_until(has_children, pids, 10000))
+        fail_msg("the daemon has no executor process");
+    int n = 0;
+    for (char *p = pids, *end; *p; p = end) {
+        long pid = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        unsigned long long blk = sig_blocked((pid_t)pid);
+        if (blk & (1ULL << (SIGTERM - 1)))
+            fail_msg("executor %ld has SIGTERM blocked (SigBlk %llx)", pid, blk);
+        n++;
+    }
+    assert_true(n >= 2);
+    assert_int_equal(stop_daemon(), 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -233,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_runs_and_stops),
         cmocka_unit_test(test_recovery_after_kill_9),
         cmocka_unit_test(test_sighup_adds_task),
+        cmocka_unit_test(test_executors_take_sigterm),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
