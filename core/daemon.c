@@ -47,6 +47,7 @@ static void *sched_main(void *arg)
     t->rc = scheduler_run(t->sc, &stop_flag, t->err, sizeof t->err);
     if (t->rc < 0)
         log_error("scheduler stopped: %s", t->err);
+    log_set_component(NULL); /* the thread's copy of its tag, set by scheduler_run */
     return NULL;
 }
 
