@@ -220,8 +220,12 @@ int daemon_run(runtime *rt)
     pthread_join(hup, NULL);
     api_stop(api);
     scheduler_free(st.sc);
-    worker_free(the_worker);
+    /* Out of the handler's reach before it is freed: a second SIGTERM or
+     * Ctrl-C during shutdown would write into freed memory (and to an fd
+     * number that may have been reused). */
+    worker *w = the_worker;
     the_worker = NULL;
+    worker_free(w);
     queue_close(q);
     log_info("stopped");
     return rc < 0 || st.rc < 0 ? 1 : 0;
