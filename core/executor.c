@@ -298,7 +298,17 @@ static PGconn *connect_store(pgr_task *t)
         return NULL;
     }
     PGresult *r = PQexec(conn, "BEGIN READ ONLY");
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
+    if (!ok) { /* never hand out the store outside a read-only transaction */
+        char *msg = xstrdup(PQerrorMessage(conn));
+        msg[strcspn(msg, "\n")] = '\0';
+        t->conn_error = xasprintf("connection store: cannot start a read-only transaction: %s",
+                                  msg);
+        free(msg);
+        PQfinish(conn);
+        return NULL;
+    }
     return conn;
 }
 
