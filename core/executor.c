@@ -670,10 +670,14 @@ static int spawn(exec_pool *pool, int i, char *err, size_t errlen)
         return set_err(err, errlen, "fork: %s", strerror(errno));
     }
     if (pid == 0) {
+        /* Keep stdio and our socket only: an executor started while the
+         * daemon runs would otherwise hold the other executors' sockets and
+         * the supervisor's store, queue, leader and API descriptors. */
         close(sv[0]);
-        for (int k = 0; k < pool->n; k++)
-            if (k != i && pool->ex[k].fd >= 0)
-                close(pool->ex[k].fd);
+        unsigned self = (unsigned)sv[1];
+        if (self > 3)
+            close_range(3, self - 1, 0);
+        close_range(self >= 3 ? self + 1 : 3, ~0u, 0);
         executor_main(sv[1], pool->cfg, pool->reg);
     }
     close(sv[1]);
