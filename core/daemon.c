@@ -47,6 +47,7 @@ static void *sched_main(void *arg)
     t->rc = scheduler_run(t->sc, &stop_flag, t->err, sizeof t->err);
     if (t->rc < 0)
         log_error("scheduler stopped: %s", t->err);
+    log_set_component(NULL); /* the thread's copy of its tag, set by scheduler_run */
     return NULL;
 }
 
@@ -246,8 +247,12 @@ int daemon_run(runtime *rt)
     pthread_join(hup, NULL);
     api_stop(api);
     scheduler_free(st.sc);
-    worker_free(the_worker);
+    /* Out of the handler's reach before it is freed: a second SIGTERM or
+     * Ctrl-C during shutdown would write into freed memory (and to an fd
+     * number that may have been reused). */
+    worker *w = the_worker;
     the_worker = NULL;
+    worker_free(w);
     queue_close(q);
     log_info("stopped");
     return rc < 0 || st.rc < 0 ? 1 : 0;

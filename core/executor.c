@@ -298,7 +298,17 @@ static PGconn *connect_store(pgr_task *t)
         return NULL;
     }
     PGresult *r = PQexec(conn, "BEGIN READ ONLY");
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
+    if (!ok) { /* never hand out the store outside a read-only transaction */
+        char *msg = xstrdup(PQerrorMessage(conn));
+        msg[strcspn(msg, "\n")] = '\0';
+        t->conn_error = xasprintf("connection store: cannot start a read-only transaction: %s",
+                                  msg);
+        free(msg);
+        PQfinish(conn);
+        return NULL;
+    }
     return conn;
 }
 
@@ -475,6 +485,48 @@ static void task_clear(pgr_task *t)
     memset(t, 0, sizeof *t);
 }
 
+/* Length of the UTF-8 sequence at p (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *p)
+{
+    if (p[0] < 0x80)
+        return 1;
+    size_t n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+             : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+        return 0;
+    return n;
+}
+
+/* A plugin's text made valid UTF-8 for the JSON frame (each bad byte
+ * becomes U+FFFD); a frame that cannot be built would look like a crash.
+ * Takes `s` (may be NULL) and returns it or a new string. */
+static char *utf8_fix(char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t n; p && *p && (n = utf8_seq(p)) > 0;)
+        p += n;
+    if (!p || !*p)
+        return s;
+    strbuf sb = {0};
+    for (p = (const unsigned char *)s; *p;) {
+        size_t n = utf8_seq(p);
+        if (n) {
+            sb_appendn(&sb, (const char *)p, n);
+            p += n;
+        } else {
+            sb_append(&sb, "\xef\xbf\xbd");
+            p++;
+        }
+    }
+    free(s);
+    return sb_steal(&sb);
+}
+
 /* Run one job frame; returns the "done" frame. */
 static json_t *run_job(const pgr_config *cfg, const plugin_registry *reg, plugin_slot *slots,
                        int fd, json_t *job)
@@ -515,6 +567,7 @@ static json_t *run_job(const pgr_config *cfg, const plugin_registry *reg, plugin
         t.message = xasprintf("plugin returned an unknown outcome %d", (int)outcome);
         outcome = PGR_FAIL;
     }
+    t.message = utf8_fix(t.message);
     static const char *const names[] = {"success", "retry", "fail"};
     json_t *done = json_pack("{s:s, s:s, s:s?, s:I}", "kind", "done", "outcome", names[outcome],
                              "message", t.message, "duration_ms", (json_int_t)(mono_ms() - start));
@@ -548,6 +601,12 @@ static void executor_main(int fd, const pgr_config *cfg, const plugin_registry *
     signal(SIGINT, SIG_IGN); /* a Ctrl-C reaches the supervisor, which decides */
     signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
+    /* The mask is inherited: the daemon forks its first executors while it
+     * blocks the stop signals for its threads, and a blocked SIGTERM would
+     * turn every timeout into a SIGKILL after the grace period. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the supervisor */
     log_set_component("executor");
     plugin_slot *slots = xcalloc(reg->n_plugins ? reg->n_plugins : 1, sizeof *slots);
@@ -611,10 +670,14 @@ static int spawn(exec_pool *pool, int i, char *err, size_t errlen)
         return set_err(err, errlen, "fork: %s", strerror(errno));
     }
     if (pid == 0) {
+        /* Keep stdio and our socket only: an executor started while the
+         * daemon runs would otherwise hold the other executors' sockets and
+         * the supervisor's store, queue, leader and API descriptors. */
         close(sv[0]);
-        for (int k = 0; k < pool->n; k++)
-            if (k != i && pool->ex[k].fd >= 0)
-                close(pool->ex[k].fd);
+        unsigned self = (unsigned)sv[1];
+        if (self > 3)
+            close_range(3, self - 1, 0);
+        close_range(self >= 3 ? self + 1 : 3, ~0u, 0);
         executor_main(sv[1], pool->cfg, pool->reg);
     }
     close(sv[1]);

@@ -274,7 +274,8 @@ plugin_registry *loader_load_dir(const char *dir, char *err, size_t errlen)
         names[n++] = xstrdup(de->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n) /* names is NULL when there is none: not for qsort() */
+        qsort(names, n, sizeof *names, cmp_str);
     plugin_registry *reg = xcalloc(1, sizeof *reg);
     reg->directory = xstrdup(dir);
     for (size_t i = 0; i < n; i++) {

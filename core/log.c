@@ -16,11 +16,12 @@
 
 static log_level min_level = LOG_INFO;
 static bool as_json = false;
-static int64_t ctx_exec;
-static char *ctx_task;
-static int ctx_attempt;
 /* Per thread: the daemon's scheduler, worker and API threads each tag
- * their own lines. */
+ * their own lines, and the task context set by one thread is neither shown
+ * on another's lines nor freed under another's log_msg(). */
+static _Thread_local int64_t ctx_exec;
+static _Thread_local char *ctx_task;
+static _Thread_local int ctx_attempt;
 static _Thread_local char *component;
 
 static const char *const level_names[] = {"debug", "info", "warning", "error"};

@@ -21,11 +21,13 @@ typedef enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARNING, LOG_ERROR } log_l
 void log_configure(const char *level, const char *format);
 bool log_enabled(log_level level);
 
-/* Set / clear the task context added to every line (strings are copied). */
+/* Set / clear the task context added to every line of the calling thread
+ * (strings are copied). */
 void log_set_task(int64_t execution_id, const char *task, int attempt);
 void log_clear_task(void);
 /* A component tag ("executor", "scheduler", ...) for the calling thread's
- * lines, copied. */
+ * lines, copied; NULL frees the thread's copy (do it before a thread that
+ * set one exits). */
 void log_set_component(const char *component);
 
 void log_msg(log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

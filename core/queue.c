@@ -56,6 +56,8 @@ const char *queue_url_redact(const char *url, char *buf, size_t len)
     const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
     if (!url)
         snprintf(buf, len, "memory:");
+    else if (at && !colon) /* "redis://secret@host": a bare word is a password */
+        snprintf(buf, len, "%.*s***%s", (int)(scheme + 3 - url), url, at);
     else if (!colon)
         snprintf(buf, len, "%s", url);
     else

@@ -4,7 +4,9 @@
  * stops cleanly on SIGTERM (exit 0); killed with -9 (the whole process
  * tree) in the middle of a task, the next start recovers that execution and
  * it finishes with exactly one stored result; SIGHUP reloads the
- * configuration and a task added to it starts firing.
+ * configuration and a task added to it starts firing; its executors can
+ * take SIGTERM (the timeout's cancellation), which the daemon blocks in
+ * its own threads.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +29,7 @@
 static testpg pg;
 static char dir[64], cfg_path[128], store_ci[700];
 static int db_seq, api_port;
+static const char *workers_extra = ""; /* more keys for workers: */
 static pid_t daemon_pid;
 
 static long sql_long(const char *q)
@@ -74,10 +77,10 @@ static void write_config(const char *tasks)
             "store: {url: \"%s\"}\n"
             "api: {listen: \"127.0.0.1:%d\"}\n"
             "logging: {level: info, format: json}\n"
-            "workers: {processes: 2, shutdown_grace: 10s}\n"
+            "workers: {processes: 2, shutdown_grace: 10s%s}\n"
             "defaults: {retry: {max_attempts: 3, initial: 100ms, max_delay: 200ms}}\n"
             "tasks:\n%s",
-            store_ci, api_port, tasks);
+            store_ci, api_port, workers_extra, tasks);
     fclose(f);
 }
 
@@ -234,6 +237,121 @@ static void test_db_prune(void **state)
     assert_int_equal(sql_long("SELECT min(id) FROM task_executions"), 3);
 }
 
+/* The SigBlk mask of process `pid` from /proc, or ~0 when unreadable. */
+static unsigned long long sig_blocked(pid_t pid)
+{
+    char path[64], line[256];
+    unsigned long long mask = ~0ULL;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return mask;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "SigBlk: %llx", &mask) == 1)
+            break;
+    fclose(f);
+    return mask;
+}
+
+static bool has_children(void *arg)
+{
+    char path[64], buf[256] = "";
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)daemon_pid, (int)daemon_pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(buf, sizeof buf, f))
+            buf[0] = '\0';
+        fclose(f);
+    }
+    snprintf(arg, 256, "%s", buf);
+    return buf[0] != '\0';
+}
+
+/* The daemon blocks the stop signals while it starts its threads; the
+ * executors it forks must not inherit that mask, or a task's timeout
+ * (SIGTERM: cancel the query, let the plugin see cancelled()) only ever
+ * ends in SIGKILL after the grace period. */
+static void test_executors_take_sigterm(void **state)
+{
+    (void)state;
+    new_store();
+    write_config("  - {name: tick, type: example, schedule: \"* * * * * *\"}\n");
+    start_daemon();
+    wait_sql("SELECT count(*) FROM task_executions WHERE status = 'completed'", 1, 20000);
+    char pids[256];
+    if (!wait_until(has_children, pids, 10000))
+        fail_msg("the daemon has no executor process");
+    int n = 0;
+    for (char *p = pids, *end; *p; p = end) {
+        long pid = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        unsigned long long blk = sig_blocked((pid_t)pid);
+        if (blk & (1ULL << (SIGTERM - 1)))
+            fail_msg("executor %ld has SIGTERM blocked (SigBlk %llx)", pid, blk);
+        n++;
+    }
+    assert_true(n >= 2);
+    assert_int_equal(stop_daemon(), 0);
+}
+
+/* Every descriptor of process `pid` from 3 up: how many, and how many of
+ * them are sockets. */
+static void count_fds(pid_t pid, int *n, int *sockets)
+{
+    char path[64], cmd[256], *out = NULL;
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    snprintf(cmd, sizeof cmd, "ls -l %s 2>/dev/null | awk '$9 >= 3 {print $11}'", path);
+    run_capture(cmd, &out);
+    *n = *sockets = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        (*n)++;
+        *sockets += strncmp(line, "socket:", 7) == 0;
+    }
+    free(out);
+}
+
+/* An executor started while the daemon runs (here: recycled after every
+ * task) holds its own socket to the supervisor and nothing else of the
+ * supervisor's: not the store and queue connections, the leader session,
+ * the API's listening socket or the worker's eventfd. */
+static void test_executors_inherit_no_descriptors(void **state)
+{
+    (void)state;
+    new_store();
+    workers_extra = ", max_tasks_per_process: 1";
+    write_config("  - {name: tick, type: example, schedule: \"* * * * * *\"}\n");
+    workers_extra = "";
+    start_daemon();
+    wait_sql("SELECT count(*) FROM task_executions WHERE status = 'completed'", 3, 20000);
+    char pids[256], fd_dir[64];
+    int checked = 0;
+    for (int round = 0; round < 50 && checked < 2; round++) {
+        if (!wait_until(has_children, pids, 10000))
+            fail_msg("the daemon has no executor process");
+        for (char *p = pids, *end; *p; p = end) {
+            long pid = strtol(p, &end, 10);
+            if (end == p)
+                break;
+            int n, sockets;
+            count_fds((pid_t)pid, &n, &sockets);
+            snprintf(fd_dir, sizeof fd_dir, "/proc/%ld/fd", pid);
+            if (access(fd_dir, F_OK) != 0)
+                continue; /* recycled while we looked */
+            checked++;
+            if (n == 1 && sockets == 1)
+                continue;
+            char cmd[128];
+            snprintf(cmd, sizeof cmd, "ls -l /proc/%ld/fd >&2", pid);
+            (void)system(cmd);
+            fail_msg("executor %ld has %d descriptors from 3 up (%d sockets); expected its one "
+                     "socket to the supervisor", pid, n, sockets);
+        }
+    }
+    assert_true(checked >= 2);
+    assert_int_equal(stop_daemon(), 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -265,6 +383,8 @@ int main(void)
         cmocka_unit_test(test_recovery_after_kill_9),
         cmocka_unit_test(test_sighup_adds_task),
         cmocka_unit_test(test_db_prune),
+        cmocka_unit_test(test_executors_take_sigterm),
+        cmocka_unit_test(test_executors_inherit_no_descriptors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

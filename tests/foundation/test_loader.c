@@ -261,10 +261,48 @@ static void test_cli_plugin_check(void **state)
     free(out);
 }
 
+/* A plugin directory without any .so: an empty registry, no error (and no
+ * qsort() of a NULL array, which the sanitizer build refuses). */
+static void test_empty_directory(void **state)
+{
+    (void)state;
+    char dir[64] = "/tmp/pgr-loader-XXXXXX", err[512] = "";
+    assert_non_null(mkdtemp(dir));
+    chmod(dir, 0755);
+    plugin_registry *reg = loader_load_dir(dir, err, sizeof err);
+    assert_non_null(reg);
+    assert_int_equal(reg->n_plugins, 0);
+    assert_int_equal(reg->n_refusals, 0);
+    loader_free(reg);
+    rm_dir(dir);
+}
+
+/* A plugin's message that is not UTF-8 (cut inside a character, or
+ * Latin-1) still reaches the host with the plugin's outcome: the bad bytes
+ * become U+FFFD, and the task is not mistaken for a crashed executor. */
+static void test_message_not_utf8(void **state)
+{
+    (void)state;
+    char cmd[2048], *out = NULL;
+    snprintf(cmd, sizeof cmd,
+             "PGREVIEWER_PLUGIN_DIR=%s/badutf8 %s --config /dev/null plugin exec fixture_type "
+             "--envelope 2>/dev/null",
+             getenv("PGR_FIXTURE_DIR"), getenv("PGR_BIN"));
+    assert_int_equal(run_capture(cmd, &out), 1); /* the task failed */
+    assert_non_null(out);
+    if (!strstr(out, "\"outcome\": \"fail\""))
+        fail_msg("expected outcome fail, got: %s", out);
+    assert_non_null(strstr(out, "\"message\": \"caf\xef\xbf\xbd \xef\xbf\xbdt\xef\xbf\xbd\""));
+    assert_non_null(strstr(out, "\"fixture\": true"));
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good),
+        cmocka_unit_test(test_message_not_utf8),
+        cmocka_unit_test(test_empty_directory),
         cmocka_unit_test(test_abi_major),
         cmocka_unit_test(test_only_v2_symbol),
         cmocka_unit_test(test_missing_symbol),

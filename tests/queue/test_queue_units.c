@@ -116,6 +116,10 @@ static void test_url_redact(void **state)
     assert_string_equal(queue_url_redact("redis://h:1/0", buf, sizeof buf), "redis://h:1/0");
     assert_string_equal(queue_url_redact("unix://:pw@/s?db=1", buf, sizeof buf), "unix://:***@/s?db=1");
     assert_string_equal(queue_url_redact(NULL, buf, sizeof buf), "memory:");
+    /* a bare word before '@' is the password (queue_url_parse): hidden too */
+    assert_string_equal(queue_url_redact("redis://s3cret@h:1/0", buf, sizeof buf), "redis://***@h:1/0");
+    assert_string_equal(queue_url_redact("unix://s3cret@/s", buf, sizeof buf), "unix://***@/s");
+    parse_fails("redis://s3cret@host:bad/0", "queue url redis://***@host:bad/0: port must be a number 1..65535");
 }
 
 static void test_open_refuses_bad_prefix_and_unreachable_redis(void **state)
