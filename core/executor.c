@@ -485,48 +485,6 @@ static void task_clear(pgr_task *t)
     memset(t, 0, sizeof *t);
 }
 
-/* Length of the UTF-8 sequence at p (RFC 3629: no overlong forms, no
- * surrogates, nothing above U+10FFFF), or 0 when it is not one. */
-static size_t utf8_seq(const unsigned char *p)
-{
-    if (p[0] < 0x80)
-        return 1;
-    size_t n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
-             : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
-    for (size_t i = 1; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
-        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
-        return 0;
-    return n;
-}
-
-/* A plugin's text made valid UTF-8 for the JSON frame (each bad byte
- * becomes U+FFFD); a frame that cannot be built would look like a crash.
- * Takes `s` (may be NULL) and returns it or a new string. */
-static char *utf8_fix(char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t n; p && *p && (n = utf8_seq(p)) > 0;)
-        p += n;
-    if (!p || !*p)
-        return s;
-    strbuf sb = {0};
-    for (p = (const unsigned char *)s; *p;) {
-        size_t n = utf8_seq(p);
-        if (n) {
-            sb_appendn(&sb, (const char *)p, n);
-            p += n;
-        } else {
-            sb_append(&sb, "\xef\xbf\xbd");
-            p++;
-        }
-    }
-    free(s);
-    return sb_steal(&sb);
-}
-
 /* Run one job frame; returns the "done" frame. */
 static json_t *run_job(const pgr_config *cfg, const plugin_registry *reg, plugin_slot *slots,
                        int fd, json_t *job)

@@ -85,6 +85,14 @@ void log_msg(log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     sb_vprintf(&msg, fmt, ap);
     va_end(ap);
+    /* Text from plugins and servers may be anything: valid UTF-8 for JSON,
+     * and no control characters, so a message can never forge a line. */
+    char *text = utf8_fix(sb_steal(&msg));
+    for (char *c = text; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = ' ';
+    msg.buf = text;
+    msg.len = strlen(text);
     char *line;
     if (as_json) {
         json_t *o = json_object();

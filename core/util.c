@@ -314,3 +314,42 @@ bool str_has_suffix(const char *s, const char *suffix)
     size_t ls = strlen(s), lx = strlen(suffix);
     return ls >= lx && memcmp(s + ls - lx, suffix, lx) == 0;
 }
+
+/* Length of the UTF-8 sequence at p (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *p)
+{
+    if (p[0] < 0x80)
+        return 1;
+    size_t n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+             : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+        return 0;
+    return n;
+}
+
+char *utf8_fix(char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t n; p && *p && (n = utf8_seq(p)) > 0;)
+        p += n;
+    if (!p || !*p)
+        return s;
+    strbuf sb = {0};
+    for (p = (const unsigned char *)s; *p;) {
+        size_t n = utf8_seq(p);
+        if (n) {
+            sb_appendn(&sb, (const char *)p, n);
+            p += n;
+        } else {
+            sb_append(&sb, "\xef\xbf\xbd");
+            p++;
+        }
+    }
+    free(s);
+    return sb_steal(&sb);
+}

@@ -72,6 +72,13 @@ char *read_secret_file(const char *path, char *err, size_t errlen);
 
 bool str_has_suffix(const char *s, const char *suffix);
 
+/* Make text valid UTF-8 (each byte that is not part of a valid sequence
+ * becomes U+FFFD): for text from plugins or servers that goes into JSON,
+ * where an invalid string cannot be encoded at all. Takes ownership of `s`
+ * (malloc'ed, may be NULL) and returns it, or a new string after freeing
+ * it. */
+char *utf8_fix(char *s);
+
 /* jansson flag for every JSON document we write out (frames, results,
  * output): 15 significant digits, so that 1.1 prints as 1.1 and not as
  * jansson's default 17-digit 1.1000000000000001. Use where <jansson.h> is

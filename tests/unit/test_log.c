@@ -74,10 +74,41 @@ static void test_task_context_is_per_thread(void **state)
     free(text);
 }
 
+static void hostile_messages(void)
+{
+    log_info("bad \xff byte");
+    log_info("forged\n2026-01-01T00:00:00.000Z error   [1] fake line");
+}
+
+/* A message that is not UTF-8 still reaches a JSON log (bad bytes become
+ * U+FFFD), and no message can add a line of its own. */
+static void test_hostile_messages(void **state)
+{
+    (void)state;
+    log_configure("info", "json");
+    char *text = capture_stderr(hostile_messages);
+    log_configure("info", "text");
+    assert_non_null(strstr(text, "\"msg\":\"bad \\uFFFD byte\""));
+    assert_non_null(strstr(text, "\"msg\":\"forged 2026-01-01T00:00:00.000Z error   [1] fake line\""));
+    int lines = 0;
+    for (char *c = text; *c; c++)
+        lines += *c == '\n';
+    assert_int_equal(lines, 2);
+    free(text);
+    text = capture_stderr(hostile_messages);
+    lines = 0;
+    for (char *c = text; *c; c++)
+        lines += *c == '\n';
+    assert_int_equal(lines, 2);
+    assert_non_null(strstr(text, " forged 2026-01-01T00:00:00.000Z error"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_task_context_is_per_thread),
+        cmocka_unit_test(test_hostile_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
