@@ -288,7 +288,20 @@ static PGconn *connect_store(pgr_task *t)
         t->conn_error = xstrdup("connection store: no store is configured (set store.url)");
         return NULL;
     }
-    PGconn *conn = PQconnectdb(t->cfg->store.url);
+    /* Read-only twice over: every transaction of the session defaults to
+     * read only (so a plugin's COMMIT cannot get out of it), and the one we
+     * open is. A connect timeout and the task's statement timeout keep a
+     * store that is down from holding the task until its kill. */
+    char *appname = xasprintf("pgreviewer/%s", t->name ? t->name : "task");
+    char *options = t->deadline_ms ? xasprintf("-c default_transaction_read_only=on "
+                                               "-c statement_timeout=%lld",
+                                               (long long)host_remaining_ms(t))
+                                   : xstrdup("-c default_transaction_read_only=on");
+    const char *kw[] = {"dbname", "connect_timeout", "application_name", "options", NULL};
+    const char *val[] = {t->cfg->store.url, "10", appname, options, NULL};
+    PGconn *conn = PQconnectdbParams(kw, val, 1);
+    free(appname);
+    free(options);
     if (PQstatus(conn) != CONNECTION_OK) {
         char *msg = xstrdup(PQerrorMessage(conn));
         msg[strcspn(msg, "\n")] = '\0';

@@ -282,7 +282,23 @@ plugin_registry *loader_load_dir(const char *dir, char *err, size_t errlen)
         char *path = xasprintf("%s/%s", dir, names[i]);
         loaded_plugin p;
         char perr[1024];
+        const loaded_plugin *other = NULL;
+        const char *clash = NULL;
         if (loader_load_file(path, &p, perr, sizeof perr) == 0) {
+            for (const char *const *t = p.desc->task_types; *t && !other; t++)
+                if ((other = loader_find_type(reg, *t)))
+                    clash = *t;
+        }
+        if (other) {
+            /* Never let the alphabetical order decide which runs a type. */
+            snprintf(perr, sizeof perr,
+                     "%s: refused: task type \"%s\" is already provided by %s (remove one of "
+                     "the two)",
+                     path, clash, other->path);
+            loader_plugin_clear(&p); /* loaded code stays mapped: never dlclose */
+            reg->refusals = xrealloc(reg->refusals, (reg->n_refusals + 1) * sizeof *reg->refusals);
+            reg->refusals[reg->n_refusals++] = xstrdup(perr);
+        } else if (p.desc) {
             reg->plugins = xrealloc(reg->plugins, (reg->n_plugins + 1) * sizeof *reg->plugins);
             reg->plugins[reg->n_plugins++] = p;
         } else {

@@ -32,6 +32,7 @@ pgr_fixture(badmagic fixture "BREAK_MAGIC" fixture_type)
 pgr_fixture(small fixture "BREAK_SIZE" fixture_type)
 pgr_fixture(mismatch fixture "FIXTURE_GOOD" other_type)
 pgr_fixture(misnamed wrongname "FIXTURE_GOOD" fixture_type)
+pgr_fixture(twin twin "FIXTURE_TWIN" fixture_type)
 pgr_fixture(badutf8 fixture "FIXTURE_BAD_UTF8" fixture_type)
 add_dependencies(test_loader pgreviewer example)
 

@@ -241,6 +241,30 @@ static void test_scan_skips_refused(void **state)
     rm_dir(dir);
 }
 
+/* Two plugins for one task type: the second is refused, naming the first,
+ * rather than one of them winning silently. */
+static void test_duplicate_task_type(void **state)
+{
+    (void)state;
+    char dir[64], cmd[1024], err[512], want[512];
+    copy_good(dir, sizeof dir, true);
+    snprintf(cmd, sizeof cmd, "cp %s/twin/twin.so %s/twin/twin.yaml %s/",
+             getenv("PGR_FIXTURE_DIR"), getenv("PGR_FIXTURE_DIR"), dir);
+    assert_int_equal(run_capture(cmd, NULL), 0);
+    plugin_registry *reg = loader_load_dir(dir, err, sizeof err);
+    assert_non_null(reg);
+    assert_int_equal(reg->n_plugins, 1);
+    assert_string_equal(reg->plugins[0].name, "fixture");
+    assert_int_equal(reg->n_refusals, 1);
+    snprintf(want, sizeof want,
+             "%s/twin.so: refused: task type \"fixture_type\" is already provided by "
+             "%s/fixture.so (remove one of the two)",
+             dir, dir);
+    assert_string_equal(reg->refusals[0], want);
+    loader_free(reg);
+    rm_dir(dir);
+}
+
 /* `pgreviewer plugin check` prints exactly the one-line reason, exit 1;
  * and "ok" with exit 0 for a good plugin. */
 static void test_cli_plugin_check(void **state)
@@ -318,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_writable_directory),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_scan_skips_refused),
+        cmocka_unit_test(test_duplicate_task_type),
         cmocka_unit_test(test_cli_plugin_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
