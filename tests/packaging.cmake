@@ -7,3 +7,8 @@ foreach(mode units control install)
   set_tests_properties(packaging_${mode} PROPERTIES TIMEOUT 60 LABELS packaging
     ENVIRONMENT "${PGR_TEST_ENV};PGR_BIN=$<TARGET_FILE:pgreviewer>")
 endforeach()
+# The checks above can fail: broken copies of the tree, exact messages.
+add_test(NAME packaging_negative
+         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/packaging/negative.sh)
+set_tests_properties(packaging_negative PROPERTIES TIMEOUT 120 LABELS packaging
+  ENVIRONMENT "${PGR_TEST_ENV};PGR_BIN=$<TARGET_FILE:pgreviewer>")

@@ -21,43 +21,52 @@ trap 'rm -rf "$tmp"' EXIT
 fails=0
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 
-# key UNIT KEY: the values of KEY in UNIT, one per line (last one wins in
-# systemd for most keys; we check what is written).
-key() { sed -n "s/^$2=//p" "$1"; }
+# load UNIT: its Key=value lines into the array kv (a key given twice keeps
+# its last value, as systemd does for the keys we check). No subprocesses:
+# a process start costs more here than the whole parse.
+declare -A kv
+load() {
+    kv=()
+    local line
+    while IFS= read -r line || [[ -n $line ]]; do
+        [[ $line =~ ^([A-Za-z]+)=(.*)$ ]] && kv[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+    done < "$1"
+}
 
 check_unit() {
     local u=$1 name role
-    name=$(basename "$u" .service)
+    load "$u"
+    name=${u##*/}; name=${name%.service}
     role=${name#pgreviewer}; role=${role#-}; role=${role:-run}
     local exec
-    exec=$(key "$u" ExecStart)
+    exec=${kv[ExecStart]-}
     [[ $exec == "/usr/bin/pgreviewer --config \${PGREVIEWER_CONFIG} $role" ]] ||
         fail "$name: ExecStart is \"$exec\", expected /usr/bin/pgreviewer --config \${PGREVIEWER_CONFIG} $role"
-    "$bin" --help | grep -Eq "^  $role( |\$)" ||
+    [[ $help =~ (^|$'\n')"  $role"( |$'\n') ]] ||
         fail "$name: \`pgreviewer --help\` lists no command \"$role\""
-    [[ $(key "$u" User) == pgreviewer ]] || fail "$name: User= is not pgreviewer"
-    [[ $(key "$u" LimitCORE) == 0 ]] || fail "$name: LimitCORE=0 missing (secrets in core dumps)"
-    [[ $(key "$u" Restart) == on-failure ]] || fail "$name: Restart= is not on-failure"
-    [[ $(key "$u" ProtectSystem) == strict ]] || fail "$name: ProtectSystem= is not strict"
-    [[ $(key "$u" RestrictAddressFamilies) == "AF_UNIX AF_INET AF_INET6" ]] ||
+    [[ ${kv[User]-} == pgreviewer ]] || fail "$name: User= is not pgreviewer"
+    [[ ${kv[LimitCORE]-} == 0 ]] || fail "$name: LimitCORE=0 missing (secrets in core dumps)"
+    [[ ${kv[Restart]-} == on-failure ]] || fail "$name: Restart= is not on-failure"
+    [[ ${kv[ProtectSystem]-} == strict ]] || fail "$name: ProtectSystem= is not strict"
+    [[ ${kv[RestrictAddressFamilies]-} == "AF_UNIX AF_INET AF_INET6" ]] ||
         fail "$name: RestrictAddressFamilies= is not AF_UNIX AF_INET AF_INET6"
     local k
     for k in NoNewPrivileges ProtectHome PrivateTmp; do
-        [[ $(key "$u" $k) == yes ]] || fail "$name: $k= is not yes"
+        [[ ${kv[$k]-} == yes ]] || fail "$name: $k= is not yes"
     done
     # Only `run` handles SIGHUP (daemon.h); for the others it is fatal.
     if [[ $role == run ]]; then
-        [[ $(key "$u" ExecReload) == '/bin/kill -HUP $MAINPID' ]] ||
+        [[ ${kv[ExecReload]-} == '/bin/kill -HUP $MAINPID' ]] ||
             fail "$name: ExecReload= is not /bin/kill -HUP \$MAINPID"
-    elif [[ -n $(key "$u" ExecReload) ]]; then
+    elif [[ -n ${kv[ExecReload]-} ]]; then
         fail "$name: ExecReload= set, but \`pgreviewer $role\` dies on SIGHUP"
     fi
     # Supervisors of executors: SIGTERM to the main process only, and time
     # for shutdown_grace (30s) + kill_grace (5s) + writing the outcomes.
     if [[ $role == run || $role == worker ]]; then
-        [[ $(key "$u" KillMode) == mixed ]] || fail "$name: KillMode= is not mixed"
+        [[ ${kv[KillMode]-} == mixed ]] || fail "$name: KillMode= is not mixed"
         local t
-        t=$(key "$u" TimeoutStopSec); t=${t%s}
+        t=${kv[TimeoutStopSec]-}; t=${t%s}
         [[ $t =~ ^[0-9]+$ ]] && ((t > 35)) ||
             fail "$name: TimeoutStopSec=$t is not beyond shutdown_grace + kill_grace (35s)"
     fi
@@ -72,6 +81,7 @@ check_unit() {
 
 case $mode in
 units)
+    help=$("$bin" --help)
     units=("$src"/packaging/systemd/*.service)
     [[ ${#units[@]} -eq 4 ]] || fail "expected 4 units, found ${#units[@]}: ${units[*]}"
     for u in "${units[@]}"; do check_unit "$u"; done

@@ -89,16 +89,30 @@ def pkg_modules(src):
     return mods
 
 
-def dev_package_of(module):
-    """The Debian package shipping MODULE.pc, or None when it cannot be told."""
+def dev_packages_of(modules):
+    """{module: Debian package shipping MODULE.pc} for those that can be
+    told (pkg-config and dpkg-query present, the .pc file packaged): one
+    dpkg-query call, which reads every package's file list."""
+    paths = {}
+    for module in modules:
+        try:
+            pcdir = subprocess.run(["pkg-config", "--variable=pcfiledir", module], capture_output=True,
+                                   text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            continue
+        paths[f"{pcdir}/{module}.pc"] = module
+    if not paths:
+        return {}
     try:
-        pcdir = subprocess.run(["pkg-config", "--variable=pcfiledir", module], capture_output=True,
-                               text=True, check=True).stdout.strip()
-        out = subprocess.run(["dpkg-query", "-S", f"{pcdir}/{module}.pc"], capture_output=True,
-                             text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.split(":")[0].strip()
+        out = subprocess.run(["dpkg-query", "-S", *paths], capture_output=True, text=True).stdout
+    except OSError:
+        return {}
+    found = {}
+    for line in out.splitlines():
+        pkg, _, path = line.partition(": ")
+        if path.strip() in paths:
+            found[paths[path.strip()]] = pkg.split(":")[0].strip()
+    return found
 
 
 def check_control(src):
@@ -127,8 +141,10 @@ def check_control(src):
             problem(f"debian/{name}.install: missing")
     build_deps = dep_names(source.get("build-depends", ""))
     deps_sh = read(f"{src}/scripts/deps.sh")
-    for mod in sorted(pkg_modules(src)):
-        pkg = dev_package_of(mod)
+    modules = pkg_modules(src)
+    owners = dev_packages_of(modules)
+    for mod in sorted(modules):
+        pkg = owners.get(mod)
         if pkg is None:
             print(f"note: cannot tell which package ships {mod}.pc; not checked")
             continue
