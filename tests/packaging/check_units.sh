@@ -29,7 +29,9 @@ load() {
     kv=()
     local line
     while IFS= read -r line || [[ -n $line ]]; do
-        [[ $line =~ ^([A-Za-z]+)=(.*)$ ]] && kv[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+        if [[ $line =~ ^([A-Za-z]+)=(.*)$ ]]; then
+            kv[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+        fi
     done < "$1"
 }
 
