@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ struct api_server {
     int port;
     store *store;      /* owned by the MHD thread once started */
     queue *queue;
+    pthread_mutex_t hook_lock; /* hooks are added while the server thread may read them */
     api_metrics_fn hooks[MAX_HOOKS];
     void *hook_ctx[MAX_HOOKS];
     int n_hooks;
@@ -184,8 +186,15 @@ static reply get_metrics(api_server *api)
     sb_append(&out, "# TYPE pgreviewer_up gauge\npgreviewer_up 1\n");
     metrics_store(api, &out);
     metrics_queue(api, &out);
-    for (int i = 0; i < api->n_hooks; i++)
-        api->hooks[i](api->hook_ctx[i], &out);
+    pthread_mutex_lock(&api->hook_lock);
+    int n = api->n_hooks;
+    api_metrics_fn fns[MAX_HOOKS];
+    void *ctx[MAX_HOOKS];
+    memcpy(fns, api->hooks, sizeof fns);
+    memcpy(ctx, api->hook_ctx, sizeof ctx);
+    pthread_mutex_unlock(&api->hook_lock);
+    for (int i = 0; i < n; i++)
+        fns[i](ctx[i], &out);
     return (reply){200, sb_steal(&out), "text/plain; version=0.0.4"};
 }
 
@@ -510,6 +519,7 @@ api_server *api_start(const pgr_config *cfg, char *err, size_t errlen)
         return NULL;
     api_server *api = xcalloc(1, sizeof *api);
     api->cfg = cfg;
+    pthread_mutex_init(&api->hook_lock, NULL);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -528,10 +538,12 @@ api_server *api_start(const pgr_config *cfg, char *err, size_t errlen)
 
 void api_add_metrics(api_server *api, api_metrics_fn fn, void *ctx)
 {
+    pthread_mutex_lock(&api->hook_lock);
     if (api->n_hooks < MAX_HOOKS) {
         api->hooks[api->n_hooks] = fn;
         api->hook_ctx[api->n_hooks++] = ctx;
     }
+    pthread_mutex_unlock(&api->hook_lock);
 }
 
 int api_port(const api_server *api)
@@ -544,6 +556,7 @@ void api_stop(api_server *api)
     if (!api)
         return;
     MHD_stop_daemon(api->mhd);
+    pthread_mutex_destroy(&api->hook_lock);
     store_close(api->store);
     queue_close(api->queue);
     free(api);

@@ -224,9 +224,11 @@ static void add_runtime(credentials *c, const cfg_connection *conn, const cred_o
         kv_set(c, "connect_timeout", buf);
     }
     if (opts && opts->statement_timeout_ms > 0) {
+        /* PostgreSQL takes at most INT_MAX ms (24.8 days): longer is none. */
+        int64_t st_ms = opts->statement_timeout_ms > INT32_MAX ? 0 : opts->statement_timeout_ms;
         const char *old = credentials_get(c, "options");
         char *o = xasprintf("%s%s-c statement_timeout=%" PRId64, old ? old : "", old ? " " : "",
-                            opts->statement_timeout_ms);
+                            st_ms);
         kv_set(c, "options", o);
         free(o);
     }

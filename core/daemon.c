@@ -233,9 +233,13 @@ int daemon_run(runtime *rt)
             log_info("API listening on %s (port %d)", cfg->api.listen, api_port(api));
         }
     }
-    pthread_create(&st.th, NULL, sched_main, &st);
     pthread_t hup;
-    pthread_create(&hup, NULL, hup_main, rt);
+    if (pthread_create(&st.th, NULL, sched_main, &st) != 0 ||
+        pthread_create(&hup, NULL, hup_main, rt) != 0) {
+        /* Out of threads before anything ran: nothing to wind down but us. */
+        fprintf(stderr, "pgreviewer: cannot start the scheduler or housekeeping thread\n");
+        abort();
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     log_info("running: scheduler, %s queue, %d executor(s)%s", embedded ? "in-process" : "redis",
              cfg->workers.processes, api ? ", API" : "");

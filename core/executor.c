@@ -58,7 +58,11 @@ exec_job *exec_job_new(int64_t execution_id, const char *task_name, const char *
     j->connection_id = xstrdup(connection_id);
     j->params = params ? params : json_object();
     j->state = state;
-    j->timeout_ms = timeout_ms;
+    /* Deadlines are computed as now + timeout: keep that far from overflow
+     * (a timeout beyond a year is no timeout worth enforcing exactly). */
+    j->timeout_ms = timeout_ms > 0 && timeout_ms < 366LL * 86400 * 1000 ? timeout_ms
+                    : timeout_ms > 0                                    ? 366LL * 86400 * 1000
+                                                                        : 0;
     j->attempt = attempt > 0 ? attempt : 1;
     return j;
 }

@@ -287,6 +287,7 @@ char *read_file(const char *path, size_t *len, char *err, size_t errlen)
         sb_appendn(&sb, chunk, (size_t)n);
     }
     close(fd);
+    explicit_bzero(chunk, sizeof chunk); /* the file may be a secret */
     if (len)
         *len = sb.len;
     return sb_steal(&sb);
