@@ -306,7 +306,7 @@ static void test_graceful_shutdown(void **state)
     wfx f;
     wt_log_level = "debug";
     wt_init(&f, "{processes: 1, prefetch: 8, shutdown_grace: 10s}", NO_RETRY,
-            "  - {name: s, type: example, params: {mode: sleep, sleep_ms: 1000}}\n");
+            "  - {name: s, type: example, params: {mode: sleep, sleep_ms: 600}}\n");
     wt_log_level = "info";
     int64_t *ids = wt_execs(&f, "s", 10);
     wt_enqueue(&f, ids, 10, 5);
@@ -335,7 +335,7 @@ static void test_graceful_shutdown(void **state)
     assert_non_null(strstr(logs, "gave back 8 prefetched items"));
     free(logs);
     /* A later worker runs them. */
-    wt_start_worker(&f, "--prefetch", "0", "--processes", "4", NULL);
+    wt_start_worker(&f, "--prefetch", "0", "--processes", "9", NULL);
     must_reach(&f, 10, 15000, "SELECT count(*) FROM task_executions WHERE status = 'completed'");
     stop_worker_ok(&f);
     free(ids);
