@@ -72,6 +72,7 @@ typedef struct fin {
     int64_t due_ms;          /* Q_NACK: wall clock */
     qop op;
     bool stored;             /* the store has it (or there is no store) */
+    bool dup;                /* the store had finished it already: ours dropped */
     bool done;
 } fin;
 
@@ -491,6 +492,14 @@ static void prepare(worker *w, queue_lease *ls, int n)
             else
                 head = it;
             tail = it;
+        } else if (info[i].rc == STORE_START_FINISHED && info[i].status == STORE_FAILED) {
+            /* A re-drive whose reopen failed (store trouble): try again later. */
+            char rerr[512];
+            if (queue_release(w->fq, &ls[i], 1, rerr, sizeof rerr) < 0)
+                log_warning("execution %lld: giving back a re-driven item: %s", (long long)ls[i].id,
+                            rerr);
+            queue_lease_clear(&ls[i]);
+            unreserve(w, 1);
         } else if (info[i].rc == STORE_START_FINISHED) {
             log_info("execution %lld is already %s: acknowledged without running it",
                      (long long)ls[i].id, store_status_name(info[i].status));
@@ -731,24 +740,13 @@ static int flush_store(worker *w)
             log_error("writing %zu outcomes to the store: %s; will try again", k, err);
             store_heal(wr->s, "writer");
         } else {
-            int64_t done[3] = {0}, dup = 0;
             for (size_t j = 0; j < k; j++) {
                 of[j]->stored = true;
                 if (frc[j] != STORE_FINISH_OK) {
                     of[j]->op = Q_ACK; /* finished elsewhere: drop ours */
-                    dup++;
-                } else {
-                    done[of[j]->status == STORE_COMPLETED ? 0
-                         : of[j]->status == STORE_FAILED  ? 1
-                                                          : 2]++;
+                    of[j]->dup = true;
                 }
             }
-            pthread_mutex_lock(&w->smu);
-            w->st.completed += done[0];
-            w->st.failed += done[1];
-            w->st.retried += done[2];
-            w->st.duplicates += dup;
-            pthread_mutex_unlock(&w->smu);
         }
         free(frc);
     }
@@ -811,8 +809,11 @@ static void flush(worker *w)
         rc = a < 0 || b < 0 || c < 0 ? -1 : 0;
     }
     size_t keep = 0;
+    int64_t counts[4] = {0}; /* completed, failed, retried, duplicates */
     for (size_t i = 0; i < wr->n_fin; i++) {
         fin *f = &wr->fins[i];
+        if (f->done)
+            counts[f->dup ? 3 : f->status == STORE_COMPLETED ? 0 : f->status == STORE_FAILED ? 1 : 2]++;
         if (f->done) {
             if (w->o.on_finish)
                 w->o.on_finish(w->o.hook_arg, f->it->id, f->outcome);
@@ -822,6 +823,12 @@ static void flush(worker *w)
         }
     }
     wr->n_fin = keep;
+    pthread_mutex_lock(&w->smu);
+    w->st.completed += counts[0];
+    w->st.failed += counts[1];
+    w->st.retried += counts[2];
+    w->st.duplicates += counts[3];
+    pthread_mutex_unlock(&w->smu);
     if (rc < 0) {
         wr->backoff = wr->backoff ? (wr->backoff * 2 > 2000 ? 2000 : wr->backoff * 2) : 50;
         wr->retry_at = mono_ms() + wr->backoff;

@@ -12,7 +12,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
+#include "config.h"
+#include "loader.h"
+#include "log.h"
 #include "util.h"
+#include "worker.h"
 #include "wtest.h"
 
 #define WORKERS_1 "{processes: 1, prefetch: 0, shutdown_grace: 10s}"
@@ -437,10 +443,125 @@ static void test_recycling(void **state)
     wt_done(&f);
 }
 
+/* ---- the API with an in-process queue, no store (embedded + bench mode) ---- */
+
+typedef struct hooks {
+    pthread_mutex_t mu;
+    int finished, started;
+} hooks;
+
+static void h_start(void *arg, int64_t id, int64_t lag_us)
+{
+    (void)id;
+    (void)lag_us;
+    hooks *h = arg;
+    pthread_mutex_lock(&h->mu);
+    h->started++;
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void h_finish(void *arg, int64_t id, exec_outcome o)
+{
+    (void)id;
+    (void)o;
+    hooks *h = arg;
+    pthread_mutex_lock(&h->mu);
+    h->finished++;
+    pthread_mutex_unlock(&h->mu);
+}
+
+typedef struct hwait {
+    hooks *h;
+    int want;
+} hwait;
+
+static bool finished_reached(void *arg)
+{
+    hwait *x = arg;
+    pthread_mutex_lock(&x->h->mu);
+    bool ok = x->h->finished >= x->want;
+    pthread_mutex_unlock(&x->h->mu);
+    return ok;
+}
+
+static void *run_thread(void *arg)
+{
+    char err[256];
+    worker_run(arg, err, sizeof err);
+    return NULL;
+}
+
+static void test_embedded_memory_no_store(void **state)
+{
+    (void)state;
+    char err[512];
+    log_configure("error", "text"); /* the example plugin logs every run */
+    plugin_registry *reg = loader_load_dir(getenv("PGR_PLUGIN_DIR"), err, sizeof err);
+    assert_non_null(reg);
+    pgr_config *cfg = config_defaults();
+    cfg->defaults.retry = (cfg_retry){3, 10, 2, 50, JITTER_FULL};
+    queue *q = queue_open(NULL, "emb", err, sizeof err);
+    assert_non_null(q);
+    static const char ok[] = "{\"task\":\"t\",\"type\":\"example\",\"params\":{}}";
+    static const char bad[] = "{\"task\":\"t\",\"type\":\"example\",\"params\":{\"mode\":\"fail\"}}";
+    static const char flaky[] = "{\"task\":\"t\",\"type\":\"example\",\"max_attempts\":3,"
+                                "\"params\":{\"mode\":\"flaky\",\"succeed_on\":2}}";
+    queue_item items[52];
+    for (int i = 0; i < 52; i++)
+        items[i] = (queue_item){i + 1, 5, 1, i < 45 ? ok : i < 50 ? bad : i < 51 ? flaky : "nonsense"};
+    assert_int_equal(queue_enqueue(q, items, 52, err, sizeof err), 0);
+    hooks h = {PTHREAD_MUTEX_INITIALIZER, 0, 0};
+    worker_opts o = {.processes = 2, .prefetch = 4, .no_store = true, .queue = q,
+                     .on_start = h_start, .on_finish = h_finish, .hook_arg = &h};
+    worker *w = worker_new(cfg, reg, &o, err, sizeof err);
+    assert_non_null(w);
+    pid_t pids[4];
+    assert_int_equal(worker_executor_pids(w, pids, 4), 2);
+    pthread_t th;
+    pthread_create(&th, NULL, run_thread, w);
+    /* 45 successes, 5 failures, the flaky one twice (retry, then success);
+     * the payload that is not a job goes to the dead letters unstarted. */
+    hwait x = {&h, 52};
+    assert_true(wait_until(finished_reached, &x, 20000));
+    worker_stop(w);
+    pthread_join(th, NULL);
+    worker_stats st;
+    worker_stats_get(w, &st);
+    assert_int_equal(st.completed, 46);
+    assert_int_equal(st.failed, 5);
+    assert_int_equal(st.retried, 1);
+    assert_int_equal(st.attempts[EXEC_SUCCESS], 46);
+    assert_int_equal(st.attempts[EXEC_FAIL], 5);
+    assert_int_equal(st.attempts[EXEC_RETRY], 1);
+    assert_int_equal(st.processes, 2);
+    assert_int_equal(h.started, 52);
+    queue_stats qs;
+    assert_int_equal(queue_stats_get(q, &qs, err, sizeof err), 0);
+    assert_int_equal(qs.dead, 6);
+    assert_int_equal(qs.leased, 0);
+    assert_int_equal(qs.delayed, 0);
+    queue_dead_entry *dead = NULL;
+    size_t nd = 0;
+    assert_int_equal(queue_dead_list(q, &dead, &nd, err, sizeof err), 0);
+    bool saw_payload = false, saw_fail = false;
+    for (size_t i = 0; i < nd; i++) {
+        saw_payload |= strstr(dead[i].error, "the payload is not a job") != NULL;
+        saw_fail |= strcmp(dead[i].error, "failed on purpose (attempt 1 of 1)") == 0;
+    }
+    assert_true(saw_payload && saw_fail);
+    queue_dead_list_free(dead, nd);
+    worker_free(w);
+    queue_close(q);
+    config_free(cfg);
+    loader_free(reg);
+    log_configure("info", "text");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cli_usage_and_missing_store),
+        cmocka_unit_test(test_embedded_memory_no_store),
         cmocka_unit_test(test_run_once_records),
         cmocka_unit_test(test_priority_order),
         cmocka_unit_test(test_retry_schedule),
