@@ -108,6 +108,9 @@ int cmd_worker(const char *config_path, int argc, char **argv)
              rt->cfg->queue.url ? queue_url_redact(rt->cfg->queue.url, shown, sizeof shown)
                                 : "in-process",
              o.no_store ? ", no store (bench mode)" : "");
+    if (!rt->cfg->queue.url)
+        log_warning("queue.url is not set: this worker consumes an in-process queue that only "
+                    "`pgreviewer run` in the same process feeds; set queue.url to share a Redis");
     rc = worker_run(w, err, sizeof err) == 0 ? EXIT_OK : EXIT_FAIL;
     if (rc != EXIT_OK)
         cli_error("worker: %s", err);

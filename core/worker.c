@@ -1007,6 +1007,7 @@ static void shutdown_run(worker *w)
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->fetcher, NULL);
+    pool_set_wake_fd(w->pool, -1); /* nothing new arrives: wait for executors only */
     give_back_ready(w);
     int64_t end = mono_ms() + w->cfg->workers.shutdown_grace_ms;
     if (pool_busy(w->pool))
