@@ -16,9 +16,11 @@
 
 static log_level min_level = LOG_INFO;
 static bool as_json = false;
-static int64_t ctx_exec;
-static char *ctx_task;
-static int ctx_attempt;
+/* The task context is per thread: the worker supervisor logs from several
+ * threads, and each sets its own context. */
+static _Thread_local int64_t ctx_exec;
+static _Thread_local char *ctx_task;
+static _Thread_local int ctx_attempt;
 static char *component;
 
 static const char *const level_names[] = {"debug", "info", "warning", "error"};
