@@ -557,6 +557,32 @@ static void test_embedded_memory_no_store(void **state)
     log_configure("info", "text");
 }
 
+/* ---- heartbeats keep long tasks leased -------------------------------------- */
+
+static void test_long_task_kept_by_heartbeats(void **state)
+{
+    (void)state;
+    wfx f;
+    wt_init(&f, "{processes: 1, prefetch: 0}", NO_RETRY,
+            "  - {name: long, type: example, params: {mode: sleep, sleep_ms: 1500}}\n");
+    int64_t *ids = wt_execs(&f, "long", 2);
+    wt_enqueue(&f, ids, 2, 5);
+    /* Two workers with a 400 ms lease and tasks of 1.5 s: without
+     * heartbeats each would take the other's task for dead. */
+    wfx g = f;
+    g.log_no = 10; /* its own log file */
+    wt_start_worker(&f, "--lease", "400ms", NULL);
+    wt_start_worker(&g, "--lease", "400ms", NULL);
+    must_reach(&f, 2, 15000, "SELECT count(*) FROM task_executions WHERE status = 'completed'");
+    assert_int_equal(wt_ll(&f, "SELECT count(*) FROM execution_attempts"), 2);
+    assert_int_equal(wt_ll(&f, "SELECT count(DISTINCT worker_pid) FROM execution_attempts"), 2);
+    assert_int_equal(wt_ll(&f, "SELECT count(*) FROM analysis_results"), 2);
+    stop_worker_ok(&g);
+    stop_worker_ok(&f);
+    free(ids);
+    wt_done(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -568,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_dead_letter_redrive),
         cmocka_unit_test(test_crash_timeout_isolation),
         cmocka_unit_test(test_recycling),
+        cmocka_unit_test(test_long_task_kept_by_heartbeats),
         cmocka_unit_test(test_graceful_shutdown),
         cmocka_unit_test(test_kill9_whole_host),
         cmocka_unit_test(test_redis_restart),
