@@ -28,6 +28,7 @@
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,7 +113,7 @@ struct worker {
     bool own_mq, own_fq;
     store *ms, *fs;
     int efd;
-    volatile sig_atomic_t stop;
+    atomic_int stop;         /* lock-free: set from a signal handler and read by every thread */
     bool cut;                /* shutdown grace over: outcomes now are cancellations */
 
     pthread_t fetcher;
