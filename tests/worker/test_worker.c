@@ -583,6 +583,37 @@ static void test_long_task_kept_by_heartbeats(void **state)
     wt_done(&f);
 }
 
+/* ---- a redelivered item whose execution already finished ------------------- */
+
+static void test_already_finished_acked_without_running(void **state)
+{
+    (void)state;
+    wfx f;
+    wt_init(&f, WORKERS_1, NO_RETRY, "  - {name: ok, type: example, params: {mode: succeed}}\n");
+    int64_t *ids = wt_execs(&f, "ok", 2);
+    /* The first one already ran to completion elsewhere (its ack was lost):
+     * it is delivered again and must not run a second time. */
+    wt_enqueue(&f, ids, 1, 5);
+    wt_start_worker(&f, NULL);
+    must_reach(&f, 1, 10000, "SELECT count(*) FROM task_executions WHERE status = 'completed'");
+    assert_true(wait_until(nothing_leased, &f, 5000));
+    wt_enqueue(&f, ids, 2, 5); /* ids[0] again, and ids[1] */
+    must_reach(&f, 2, 10000, "SELECT count(*) FROM task_executions WHERE status = 'completed'");
+    assert_true(wait_until(nothing_leased, &f, 5000));
+    assert_int_equal(wt_ll(&f, "SELECT count(*) FROM execution_attempts WHERE execution_id = %lld",
+                           (long long)ids[0]),
+                     1);
+    assert_int_equal(wt_ll(&f, "SELECT count(*) FROM analysis_results"), 2);
+    char want[128];
+    snprintf(want, sizeof want, "execution %lld is already completed: acknowledged without running it",
+             (long long)ids[0]);
+    assert_true(wt_wait_log(&f, want, 5000));
+    assert_int_equal(wt_qstats(&f).dead, 0);
+    stop_worker_ok(&f);
+    free(ids);
+    wt_done(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -590,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_embedded_memory_no_store),
         cmocka_unit_test(test_run_once_records),
         cmocka_unit_test(test_priority_order),
+        cmocka_unit_test(test_already_finished_acked_without_running),
         cmocka_unit_test(test_retry_schedule),
         cmocka_unit_test(test_dead_letter_redrive),
         cmocka_unit_test(test_crash_timeout_isolation),
