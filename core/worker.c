@@ -690,8 +690,10 @@ static void on_result(worker *w, exec_result *r)
         log_warning("%s", f.error);
     } else if (r->outcome == EXEC_SUCCESS) {
         f.status = STORE_COMPLETED;
-        f.result_json = dumps_or_null(r->result);
-        f.state_json = it->plugin ? dumps_or_null(r->state) : NULL;
+        if (!w->o.no_store) { /* no-store mode keeps nothing */
+            f.result_json = dumps_or_null(r->result);
+            f.state_json = it->plugin ? dumps_or_null(r->state) : NULL;
+        }
         f.op = Q_ACK;
         log_debug("completed in %lld ms", (long long)r->duration_ms);
     } else if (exec_outcome_retryable(r->outcome) && it->attempt < it->max_attempts) {

@@ -43,6 +43,26 @@ static void must_reach(wfx *f, long long want, int64_t ms, const char *sql)
     }
 }
 
+/* The store is written before the queue: wait for the dead letters too. */
+typedef struct deadwait {
+    wfx *f;
+    int64_t want;
+} deadwait;
+
+static bool dead_reached(void *arg)
+{
+    deadwait *d = arg;
+    return wt_qstats(d->f).dead == d->want;
+}
+
+static void must_have_dead(wfx *f, int64_t want)
+{
+    deadwait d = {f, want};
+    if (!wait_until(dead_reached, &d, 5000))
+        fail_msg("expected %lld dead-letter items, have %lld", (long long)want,
+                 (long long)wt_qstats(f).dead);
+}
+
 /* ---- priority order ---------------------------------------------------- */
 
 static void test_priority_order(void **state)
@@ -121,6 +141,7 @@ static void test_retry_schedule(void **state)
         assert_true(d >= base[k - 1] / 2 - 20);
         assert_true(d <= base[k - 1] + 250);
     }
+    must_have_dead(&f, 1);
     char *out = NULL;
     assert_int_equal(wt_cli(&f, &out, "queue dead list --json"), 0);
     assert_non_null(strstr(out, "asked for a retry (attempt 4 of 4)"));
@@ -146,8 +167,7 @@ static void test_dead_letter_redrive(void **state)
     char *err = wt_text(&f, "SELECT error_message FROM task_executions");
     assert_string_equal(err, "asked for a retry (attempt 2 of 2)");
     free(err);
-    queue_stats st = wt_qstats(&f);
-    assert_int_equal(st.dead, 1);
+    must_have_dead(&f, 1);
     char *out = NULL;
     assert_int_equal(wt_cli(&f, &out, "queue dead list"), 0);
     assert_non_null(strstr(out, "asked for a retry (attempt 2 of 2)"));
@@ -160,8 +180,7 @@ static void test_dead_letter_redrive(void **state)
     assert_int_equal(wt_ll(&f, "SELECT max(attempt) FROM execution_attempts"), 3);
     assert_int_equal(wt_ll(&f, "SELECT count(*) FROM execution_attempts WHERE outcome = 'success'"),
                      1);
-    st = wt_qstats(&f);
-    assert_int_equal(st.dead, 0);
+    must_have_dead(&f, 0);
     stop_worker_ok(&f);
     free(id);
     wt_done(&f);
@@ -252,7 +271,7 @@ static void test_crash_timeout_isolation(void **state)
     assert_int_equal(wt_ll(&f, "SELECT count(*) FROM analysis_results"), 20);
     assert_int_equal(wt_ll(&f, "SELECT count(*) FROM execution_attempts WHERE outcome = 'crashed'"), 1);
     assert_int_equal(wt_ll(&f, "SELECT count(*) FROM execution_attempts WHERE outcome = 'timeout'"), 1);
-    assert_int_equal(wt_qstats(&f).dead, 2);
+    must_have_dead(&f, 2);
     assert_int_equal(kill(sup, 0), 0); /* the supervisor survived both */
     stop_worker_ok(&f);
     free(c);
