@@ -101,6 +101,9 @@ int cmd_worker(const char *config_path, int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    /* Reloading the configuration is not done by the worker yet: a SIGHUP
+     * (a service manager's reload) must not kill it. */
+    signal(SIGHUP, SIG_IGN);
     worker_stats st;
     worker_stats_get(w, &st);
     char shown[512];
