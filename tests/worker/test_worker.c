@@ -5,6 +5,7 @@
  * deadline; nothing sleeps for a fixed time.
  */
 #include <errno.h>
+#include <libpq-fe.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -633,6 +634,44 @@ static void test_already_finished_acked_without_running(void **state)
     wt_done(&f);
 }
 
+/* ---- PostgreSQL restarted mid-run ------------------------------------------- */
+
+static void test_store_restart(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    wfx f;
+    wt_init(&f, "{processes: 2, prefetch: 8}", "{retry: {max_attempts: 3, initial: 10ms}}",
+            "  - {name: s, type: example, params: {mode: sleep, sleep_ms: 5}}\n");
+    int64_t *ids = wt_execs(&f, "s", N);
+    wt_enqueue(&f, ids, N, 5);
+    wt_start_worker(&f, "--lease", "5s", NULL);
+    must_reach(&f, 40, 20000, "SELECT count(*) FROM task_executions WHERE status = 'completed'");
+    char *out = NULL;
+    char *cmd = xasprintf("bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); "
+                          "if [ \"$(id -u)\" = 0 ]; then as='runuser -u pgrtest --'; else as=''; fi; "
+                          "$as \"$bindir/pg_ctl\" -D %s/data -l %s/server.log -m fast -w -t 60 restart",
+                          g_pg.dir, g_pg.dir);
+    int rc = run_capture(cmd, &out);
+    free(cmd);
+    if (rc != 0)
+        fail_msg("PostgreSQL restart failed: %s", out);
+    free(out);
+    PQreset(store_conn(f.s)); /* the test's own connection went too */
+    long long at_restart = wt_ll(&f, "SELECT count(*) FROM task_executions WHERE status = 'completed'");
+    print_message("PostgreSQL restarted with %lld of %d completed\n", at_restart, N);
+    assert_true(at_restart < N);
+    must_reach(&f, N, 40000, "SELECT count(*) FROM task_executions WHERE status = 'completed'");
+    assert_int_equal(wt_ll(&f, "SELECT count(*) FROM analysis_results"), N);
+    assert_int_equal(wt_ll(&f, "SELECT count(DISTINCT execution_id) FROM analysis_results"), N);
+    assert_true(wait_until(nothing_leased, &f, 10000));
+    assert_int_equal(wt_qstats(&f).dead, 0);
+    assert_true(wt_wait_log(&f, "connection re-established", 1000));
+    stop_worker_ok(&f);
+    free(ids);
+    wt_done(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -649,6 +688,7 @@ int main(void)
         cmocka_unit_test(test_graceful_shutdown),
         cmocka_unit_test(test_kill9_whole_host),
         cmocka_unit_test(test_redis_restart),
+        cmocka_unit_test(test_store_restart),
     };
     return cmocka_run_group_tests(tests, wt_group_setup, wt_group_teardown);
 }
