@@ -62,9 +62,46 @@ static int current_user(PGconn *pg, char *buf, size_t len, char *err, size_t err
     return rc;
 }
 
+/* Print what we connected to; 0, or 1 when SELECT current_user fails. */
+static int report(PGconn *pg, const char *name, const char *source)
+{
+    char err[1024], user[256];
+    if (current_user(pg, user, sizeof user, err, sizeof err) < 0) {
+        fprintf(stderr, "connection %s: %s\n", name, err);
+        return 1;
+    }
+    const char *ver = PQparameterStatus(pg, "server_version");
+    printf("connection %s: ok\n", name);
+    printf("  server:       PostgreSQL %s\n", ver ? ver : "(unknown version)");
+    printf("  connected as: %s\n", user);
+    printf("  database:     %s\n", PQdb(pg));
+    printf("  credentials:  %s\n", source);
+    fflush(stdout);
+    return 0;
+}
+
+/* The reserved connection `store`: the analytics store of store.url. */
+static int test_store(const pgr_config *cfg)
+{
+    if (!cfg->store.url || !*cfg->store.url) {
+        fprintf(stderr, "connection store: no store is configured (store.url)\n");
+        return 1;
+    }
+    const char *kw[] = {"dbname", "application_name", NULL};
+    const char *val[] = {cfg->store.url, "pgreviewer/connection-test", NULL};
+    PGconn *pg = PQconnectdbParams(kw, val, 1);
+    int rc = 1;
+    if (PQstatus(pg) == CONNECTION_OK)
+        rc = report(pg, "store", "store.url (libpq environment / .pgpass for what it leaves out)");
+    else
+        fprintf(stderr, "connection store: cannot connect to store.url: %s", PQerrorMessage(pg));
+    PQfinish(pg);
+    return rc;
+}
+
 static int test_connection(const pgr_config *cfg, const cfg_connection *conn)
 {
-    char err[2048], user[256];
+    char err[2048];
     vault_client *vault = NULL;
     if (conn->credentials == CRED_VAULT && cfg->vault.enabled) {
         vault = vault_new(&cfg->vault, err, sizeof err);
@@ -77,20 +114,10 @@ static int test_connection(const pgr_config *cfg, const cfg_connection *conn)
     char *source = NULL;
     PGconn *pg = credentials_connect(conn, vault, &opts, &source, err, sizeof err);
     int rc = 1;
-    if (!pg) {
+    if (!pg)
         fprintf(stderr, "%s\n", err);
-    } else if (current_user(pg, user, sizeof user, err, sizeof err) < 0) {
-        fprintf(stderr, "connection %s: %s\n", conn->id, err);
-    } else {
-        const char *ver = PQparameterStatus(pg, "server_version");
-        printf("connection %s: ok\n", conn->id);
-        printf("  server:       PostgreSQL %s\n", ver ? ver : "(unknown version)");
-        printf("  connected as: %s\n", user);
-        printf("  database:     %s\n", PQdb(pg));
-        printf("  credentials:  %s\n", source);
-        rc = 0;
-    }
-    fflush(stdout);
+    else
+        rc = report(pg, conn->id, source);
     PQfinish(pg);
     free(source);
     vault_free(vault);
@@ -104,6 +131,8 @@ int cmd_connection(const pgr_config *cfg, int argc, char **argv)
     if (argc != 2 && !(argc == 4 && strcmp(argv[2], "--config") == 0))
         return usage();
     const cfg_connection *conn = find_connection(cfg, argv[1]);
+    if (!conn && strcmp(argv[1], "store") == 0)
+        return test_store(cfg);
     if (!conn) {
         fprintf(stderr, "connection test: no connection named \"%s\" in %s\n", argv[1],
                 cfg->path ? cfg->path : "the configuration");

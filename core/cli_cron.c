@@ -2,6 +2,7 @@
  * cli_cron.c - "pgreviewer cron ...": preview a schedule.
  *
  *   pgreviewer cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]
+ *   pgreviewer cron describe 'EXPR'
  *
  * prints the next N fire instants after --from (exclusive), one per line,
  * as ISO-8601 local time in the zone with its numeric offset. Users preview
@@ -26,6 +27,7 @@ static int usage(const char *why)
         fprintf(stderr, "pgreviewer cron: %s\n", why);
     fprintf(stderr,
             "usage: pgreviewer cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]\n"
+            "       pgreviewer cron describe 'EXPR'\n"
             "  EXPR   5 fields (minute hour day-of-month month day-of-week), 6 with a\n"
             "         leading seconds field, or a macro such as @daily (docs/cron.md)\n"
             "  --tz     IANA time zone the expression is read in (default UTC)\n"
@@ -89,6 +91,12 @@ static int parse_iso(const char *s, const tz_zone *zone, int64_t *utc)
             return -1;
         if (*p == ':' && (p++, (sec = digits(&p, 2)) < 0 || sec > 59))
             return -1;
+        if (*p == '.' || *p == ',') { /* a fraction: "after 01:59:00.5" is after 01:59:00 */
+            if (!isdigit((unsigned char)*++p))
+                return -1;
+            while (isdigit((unsigned char)*p))
+                p++;
+        }
     } else if (*p) {
         return -1;
     }
@@ -212,14 +220,34 @@ static int cron_next_cmd(int argc, char **argv)
     return 0;
 }
 
+/* "describe 'EXPR'": the expression in English, one line. */
+static int cron_describe_cmd(int argc, char **argv)
+{
+    if (argc != 2)
+        return usage("describe takes one quoted expression, e.g. '0 9 * * MON-FRI'");
+    char err[1024], text[512];
+    cron_expr e;
+    if (cron_parse(argv[1], &e, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    cron_describe(&e, text, sizeof text);
+    printf("%s%s\n", text, cron_never_fires(&e) ? " (never: no date matches)" : "");
+    fflush(stdout);
+    return 0;
+}
+
 int cmd_cron(int argc, char **argv)
 {
     if (argc < 1 || !argv[0])
-        return usage("missing sub-command: expected next");
+        return usage("missing sub-command: expected next or describe");
     if (strcmp(argv[0], "next") == 0)
         return cron_next_cmd(argc, argv);
+    if (strcmp(argv[0], "describe") == 0)
+        return cron_describe_cmd(argc, argv);
     if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "help") == 0)
         return usage(NULL);
-    fprintf(stderr, "pgreviewer cron: unknown sub-command \"%s\": expected next\n", argv[0]);
+    fprintf(stderr, "pgreviewer cron: unknown sub-command \"%s\": expected next or describe\n",
+            argv[0]);
     return usage(NULL);
 }

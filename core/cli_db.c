@@ -11,7 +11,7 @@
 #include "store_migrations.h"
 #include "util.h"
 
-#define DB_USAGE "usage: pgreviewer db migrate | pgreviewer db status\n"
+#define DB_USAGE "usage: pgreviewer db migrate | pgreviewer db status | pgreviewer db prune\n"
 
 static const char *migration_name(int version)
 {
@@ -50,7 +50,10 @@ static int db_status(store *s)
         return 1;
     }
     int latest = store_latest_version();
-    if (v >= latest)
+    if (v > latest)
+        printf("schema version %d: newer than this pgreviewer knows (%d); upgrade pgreviewer\n",
+               v, latest);
+    else if (v == latest)
         printf("schema version %d: up to date\n", v);
     else
         printf("schema version %d: %d migration(s) to apply (run: pgreviewer db migrate)\n", v,
@@ -58,9 +61,27 @@ static int db_status(store *s)
     return v >= latest ? 0 : 1;
 }
 
+/* `db prune`: apply the retention of the configuration now (the daemon
+ * does it every hour; with the roles run apart, run this from a timer). */
+static int db_prune(store *s, const pgr_config *cfg)
+{
+    char err[512];
+    store_retention_stats st;
+    if (store_migrate(s, err, sizeof err) < 0 ||
+        store_retention(s, cfg->store.retention_ms, cfg->store.retention_per_task, 1000, &st, err,
+                        sizeof err) < 0) {
+        fprintf(stderr, "pgreviewer: %s\n", err);
+        return 1;
+    }
+    printf("pruned %ld execution(s) and %ld orphaned result(s) in %d statement(s)\n",
+           st.executions, st.results, st.statements);
+    return 0;
+}
+
 int cmd_db(const pgr_config *cfg, int argc, char **argv)
 {
-    if (argc != 1 || (strcmp(argv[0], "migrate") != 0 && strcmp(argv[0], "status") != 0)) {
+    if (argc != 1 || (strcmp(argv[0], "migrate") != 0 && strcmp(argv[0], "status") != 0 &&
+                      strcmp(argv[0], "prune") != 0)) {
         if (argc >= 1)
             fprintf(stderr, "pgreviewer: unknown db command \"%s\"\n", argv[0]);
         fputs(DB_USAGE, stderr);
@@ -78,7 +99,9 @@ int cmd_db(const pgr_config *cfg, int argc, char **argv)
         fprintf(stderr, "pgreviewer: %s\n", err);
         return 1;
     }
-    int rc = strcmp(argv[0], "migrate") == 0 ? db_migrate(s) : db_status(s);
+    int rc = strcmp(argv[0], "migrate") == 0  ? db_migrate(s)
+             : strcmp(argv[0], "prune") == 0 ? db_prune(s, cfg)
+                                             : db_status(s);
     store_close(s);
     return rc;
 }

@@ -271,7 +271,7 @@ static int plugin_exec(const char *config_path, int argc, char **argv)
                             exec_outcome_name(r->outcome), "message", r->message, "duration_ms",
                             (json_int_t)r->duration_ms, "result", r->result, "state", r->state);
         }
-        char *s = json_dumps(out, JSON_INDENT(2) | JSON_ENCODE_ANY);
+        char *s = json_dumps(out, JSON_INDENT(2) | JSON_ENCODE_ANY | PGR_JSON_REAL);
         if (r->outcome == EXEC_SUCCESS || o.envelope)
             puts(s);
         free(s);

@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "daemon.h"
+#include "report_store.h"
 #include "executor.h"
 #include "log.h"
 #include "runtime.h"
@@ -124,7 +126,7 @@ static void print_line(const once_task *t)
                                                                      : "did not run"));
     if (ok && r->message)
         json_object_set_new(o, "message", json_string(r->message));
-    char *s = json_dumps(o, JSON_COMPACT);
+    char *s = json_dumps(o, JSON_COMPACT | PGR_JSON_REAL);
     puts(s);
     fflush(stdout);
     free(s);
@@ -154,17 +156,30 @@ static void record_finish(once_task *t, const exec_result *r, bool again, int64_
 {
     if (!rec_store || !t->exec_id)
         return;
-    char *res = r->result ? json_dumps(r->result, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    char *st = r->state && t->plugin ? json_dumps(r->state, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *res = r->result ? json_dumps(r->result, JSON_COMPACT | JSON_ENCODE_ANY | PGR_JSON_REAL)
+                          : NULL;
+    char *st = r->state && t->plugin
+                   ? json_dumps(r->state, JSON_COMPACT | JSON_ENCODE_ANY | PGR_JSON_REAL)
+                   : NULL;
     bool ok = r->outcome == EXEC_SUCCESS;
-    store_finish f = {t->exec_id, ok ? STORE_COMPLETED : again ? STORE_SCHEDULED : STORE_FAILED,
-                      r->outcome == EXEC_CRASHED ? "crashed"
-                      : r->outcome == EXEC_TIMEOUT ? "timeout" : NULL,
-                      res, ok ? NULL : (r->message ? r->message : exec_outcome_name(r->outcome)),
-                      t->plugin, st, again ? wall_ms() + delay : 0};
+    store_finish f = {
+        .execution_id = t->exec_id,
+        .status = ok ? STORE_COMPLETED : again ? STORE_SCHEDULED : STORE_FAILED,
+        .outcome = r->outcome == EXEC_CRASHED   ? "crashed"
+                   : r->outcome == EXEC_TIMEOUT ? "timeout"
+                                                : NULL,
+        .result_json = res,
+        .error = ok ? NULL : (r->message ? r->message : exec_outcome_name(r->outcome)),
+        .plugin = t->plugin,
+        .state_json = st,
+        .not_before_ms = again ? wall_ms() + delay : 0,
+    };
     char err[512];
     if (store_exec_finish(rec_store, &f, err, sizeof err) < 0)
         log_error("task %s: recording the outcome in the store: %s", t->task->name, err);
+    else if (ok && res &&
+             report_store_from_result_text(rec_store, t->exec_id, res, err, sizeof err) < 0)
+        log_error("task %s: storing its report: %s", t->task->name, err);
     free(res);
     free(st);
 }
@@ -289,9 +304,8 @@ int cmd_run(const char *config_path, int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (!once) {
-        cli_error("run: only `run --once` is available in this version (the scheduler daemon "
-                  "is not built yet)");
+    if (!once && (n_names || no_retry)) {
+        cli_error("run: --task and --no-retry go with --once");
         free(names);
         return EXIT_USAGE;
     }
@@ -302,6 +316,12 @@ int cmd_run(const char *config_path, int argc, char **argv)
         sb_free(&errs);
         free(names);
         return EXIT_FAIL;
+    }
+    if (!once) {
+        int drc = daemon_run(rt);
+        runtime_free(rt);
+        free(names);
+        return drc;
     }
     log_configure(rt->cfg->logging.level, rt->cfg->logging.format);
     once_task *ts = xcalloc(rt->cfg->n_tasks + 1, sizeof *ts);

@@ -73,8 +73,10 @@ static int parse_opts(int argc, char **argv, task_opts *o, const char *usage)
 /* "2026-11-22T09:12:00Z" (UTC), or "-" for 0. Returns buf (>= 24 bytes). */
 static const char *fmt_time(int64_t ms, char *buf, size_t len)
 {
-    if (!ms)
-        return snprintf(buf, len, "-"), buf;
+    if (!ms) {
+        snprintf(buf, len, "-");
+        return buf;
+    }
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
@@ -187,7 +189,7 @@ static const char *jitter_str(cfg_jitter j)
     return j == JITTER_NONE ? "none" : j == JITTER_EQUAL ? "equal" : "full";
 }
 
-static json_t *task_json(const store_task *t)
+json_t *store_task_json(const store_task *t)
 {
     json_t *retry = json_pack("{s:i, s:I, s:f, s:I, s:s}", "max_attempts", t->retry.max_attempts,
                               "initial_ms", (json_int_t)t->retry.initial_ms, "multiplier",
@@ -232,7 +234,7 @@ static int task_list(store *s, const task_opts *o)
     if (o->json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, task_json(&tasks[i]));
+            json_array_append_new(arr, store_task_json(&tasks[i]));
         print_json(arr);
     } else if (n == 0) {
         printf("no tasks (add some under tasks: in the configuration)\n");
@@ -311,7 +313,7 @@ static void print_history(const store_execution *ex, size_t n, const char *inden
     table_print(&t, indent);
 }
 
-static json_t *execution_json(const store_execution *e)
+json_t *store_execution_json(const store_execution *e)
 {
     json_t *j = json_object();
     json_object_set_new(j, "id", json_integer(e->id));
@@ -320,6 +322,7 @@ static json_t *execution_json(const store_execution *e)
     json_object_set_new(j, "connection", json_str_or_null(e->connection_id));
     json_object_set_new(j, "status", json_string(store_status_name(e->status)));
     json_object_set_new(j, "trigger", json_string(e->trigger));
+    json_object_set_new(j, "retry_of", e->retry_of ? json_integer(e->retry_of) : json_null());
     json_object_set_new(j, "priority", json_integer(e->priority));
     json_object_set_new(j, "attempt", json_integer(e->attempt));
     json_object_set_new(j, "max_attempts", json_integer(e->max_attempts));
@@ -404,9 +407,9 @@ static int task_show(store *s, const task_opts *o)
     if (rc < 0) {
         fprintf(stderr, "pgreviewer: %s\n", err);
     } else if (o->json) {
-        json_t *j = task_json(&k), *arr = json_array();
+        json_t *j = store_task_json(&k), *arr = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, execution_json(&ex[i]));
+            json_array_append_new(arr, store_execution_json(&ex[i]));
         json_object_set_new(j, "recent_executions", arr);
         print_json(j);
     } else {
@@ -434,7 +437,7 @@ static int task_history(store *s, const task_opts *o)
     } else if (o->json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, execution_json(&ex[i]));
+            json_array_append_new(arr, store_execution_json(&ex[i]));
         print_json(arr);
     } else if (n == 0) {
         printf("task \"%s\" has no executions yet\n", k.name);
@@ -557,7 +560,12 @@ static void print_execution(const store_execution *e)
     show_line("task:", buf);
     show_line("connection:", e->connection_id);
     show_line("status:", store_status_name(e->status));
-    show_line("trigger:", e->trigger);
+    if (e->retry_of)
+        snprintf(buf, sizeof buf, "%s (re-runs execution %lld)", e->trigger,
+                 (long long)e->retry_of);
+    else
+        snprintf(buf, sizeof buf, "%s", e->trigger);
+    show_line("trigger:", buf);
     snprintf(buf, sizeof buf, "%d of %d", e->attempt, e->max_attempts);
     show_line("attempt:", buf);
     show_line("worker:", e->worker);
@@ -630,7 +638,7 @@ int cmd_execution(const pgr_config *cfg, int argc, char **argv)
     else if (rc == 1)
         fprintf(stderr, "pgreviewer: execution %lld not found\n", id);
     else if (o.json)
-        print_json(execution_json(&e));
+        print_json(store_execution_json(&e));
     else
         print_execution(&e);
     if (rc == 0)

@@ -776,7 +776,8 @@ static void read_plugins(loadctx *c, const ynode *m)
         read_plugin_config(c, opt(m, "config"));
 }
 
-/* "host:port" with a port 1..65535; the host may be "[v6]" or empty. */
+/* "host:port" with a port 0..65535 (0: any free port, which the API logs);
+ * the host may be "[v6]" or empty. */
 static bool valid_listen(const char *s)
 {
     const char *colon = strrchr(s, ':');
@@ -785,7 +786,7 @@ static bool valid_listen(const char *s)
         return false;
     errno = 0;
     long port = strtol(colon + 1, &end, 10);
-    return !errno && !*end && isdigit((unsigned char)colon[1]) && port >= 1 && port <= 65535;
+    return !errno && !*end && isdigit((unsigned char)colon[1]) && port >= 0 && port <= 65535;
 }
 
 static void read_api(loadctx *c, const ynode *m)

@@ -300,34 +300,57 @@ static void connect_error(const cfg_connection *conn, const credentials *c, cons
     vault_redact(err, errlen, credentials_get(c, "password"));
 }
 
+/* Connect with `c`. Returns the connection, or NULL with libpq's message
+ * in msg. */
+static PGconn *try_connect(const credentials *c, char *msg, size_t len)
+{
+    PGconn *pg = PQconnectdbParams((const char *const *)c->keywords,
+                                   (const char *const *)c->values, 0);
+    if (pg && PQstatus(pg) == CONNECTION_OK)
+        return pg;
+    pq_message(pg, msg, len);
+    PQfinish(pg);
+    return NULL;
+}
+
+static bool same_password(const credentials *a, const credentials *b)
+{
+    const char *pa = credentials_get(a, "password"), *pb = credentials_get(b, "password");
+    return pa && pb ? strcmp(pa, pb) == 0 : pa == pb;
+}
+
 PGconn *credentials_connect(const cfg_connection *conn, vault_client *vault,
                             const cred_opts *opts, char **source, char *err, size_t errlen)
 {
     char msg[1024];
     if (source)
         *source = NULL;
-    for (int attempt = 0;; attempt++) {
-        credentials *c = credentials_resolve(conn, vault, opts, err, errlen);
-        if (!c)
-            return NULL;
-        PGconn *pg = PQconnectdbParams((const char *const *)c->keywords,
-                                       (const char *const *)c->values, 0);
-        if (pg && PQstatus(pg) == CONNECTION_OK) {
-            if (source)
-                *source = xstrdup(c->source);
-            credentials_free(c);
-            return pg;
-        }
-        pq_message(pg, msg, sizeof msg);
-        PQfinish(pg);
-        bool rejected = password_rejected(msg);
-        if (rejected && c->kind == CRED_VAULT && attempt == 0) {
-            vault_invalidate(vault, conn->id); /* rotated? read it again */
-            credentials_free(c);
-            continue;
-        }
-        connect_error(conn, c, msg, rejected, err, errlen);
-        credentials_free(c);
+    credentials *c = credentials_resolve(conn, vault, opts, err, errlen);
+    if (!c)
         return NULL;
+    PGconn *pg = try_connect(c, msg, sizeof msg);
+    bool rejected = !pg && password_rejected(msg);
+    if (rejected && c->kind == CRED_VAULT) {
+        /* Rotated? Read it again; retry only when it did change, so that a
+         * wrong password costs the server one failed login, not two. */
+        vault_invalidate(vault, conn->id);
+        credentials *again = credentials_resolve(conn, vault, opts, err, errlen);
+        if (!again) {
+            credentials_free(c);
+            return NULL;
+        }
+        bool changed = !same_password(c, again);
+        credentials_free(c);
+        c = again;
+        if (changed) {
+            pg = try_connect(c, msg, sizeof msg);
+            rejected = !pg && password_rejected(msg);
+        }
     }
+    if (pg && source)
+        *source = xstrdup(c->source);
+    if (!pg)
+        connect_error(conn, c, msg, rejected, err, errlen);
+    credentials_free(c);
+    return pg;
 }

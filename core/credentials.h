@@ -70,7 +70,8 @@ bool credentials_is_libpq_keyword(const char *keyword);
 
 /* Resolve and connect. When the server rejects the password (SQLSTATE
  * 28P01) and it came from Vault, the cached secret is invalidated, re-read
- * once (it may have been rotated) and the connection retried once.
+ * once (it may have been rotated) and, when the password did change, the
+ * connection is retried once.
  * Returns the connection (CONNECTION_OK; the caller PQfinish()es it) and,
  * when `source` is not NULL, stores there where the credentials came from
  * (caller frees). Returns NULL with err filled otherwise; the message names
@@ -83,7 +84,8 @@ PGconn *credentials_connect(const cfg_connection *conn, vault_client *vault,
  * accepted and ignored (the caller has loaded `cfg` from it). Resolves the
  * credentials as an executor would, connects, and prints the server
  * version, the user connected as and where the credentials came from,
- * never the secret. Returns 0, 1 (a step failed; the reason on stderr) or
+ * never the secret. NAME "store" (when no connection has that id) tests
+ * the analytics store at store.url. Returns 0, 1 (a step failed; the reason on stderr) or
  * 2 (usage). */
 int cmd_connection(const pgr_config *cfg, int argc, char **argv);
 

@@ -21,6 +21,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -107,6 +108,29 @@ static size_t off(const parser *ps, const char *p)
     return (size_t)(p - ps->text);
 }
 
+/* The name a mistyped one was probably meant to be ("MONDAY", "june" ->
+ * MON, JUN), or NULL. */
+static const char *closest_name(const char *p, size_t n, const char *const *names)
+{
+    char up[16];
+    if (n >= sizeof up)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        up[i] = (char)toupper((unsigned char)p[i]);
+    up[n] = '\0';
+    for (int i = 0; names[i]; i++) {
+        if (n > 3 && strncmp(up, names[i], 3) == 0)
+            return names[i];
+        /* one wrong letter; closest_word would allow two, too loose for 3 */
+        int wrong = 0;
+        for (size_t k = 0; n == 3 && k < 3; k++)
+            wrong += up[k] != names[i][k];
+        if (n == 3 && wrong == 1)
+            return names[i];
+    }
+    return NULL;
+}
+
 /* Read a number or a name at p (stopping at end). On success stores the
  * value and where it stopped. A day-of-week name may be followed directly by
  * 'L' ("FRIL"), which is left unread. */
@@ -130,7 +154,8 @@ static int parse_value(parser *ps, const char *p, const char *end, int *val, con
     size_t n = (size_t)(q - p);
     if (n == 0)
         return fail_at(ps, off(ps, p), 1, "unexpected '%c': expected %s", *p, f->valid);
-    if (f->names && (n == 3 || (n == 4 && ps->field == F_DOW && toupper((unsigned char)p[3]) == 'L'))) {
+    bool name_then_l = n == 4 && ps->field == F_DOW && toupper((unsigned char)p[3]) == 'L';
+    if (f->names && (n == 3 || name_then_l)) {
         for (int i = 0; f->names[i]; i++) {
             if (strncasecmp(p, f->names[i], 3) == 0) {
                 *val = f->lo + i;
@@ -139,9 +164,14 @@ static int parse_value(parser *ps, const char *p, const char *end, int *val, con
             }
         }
     }
-    if (f->names)
-        return fail_at(ps, off(ps, p), n, "%.*s is not a %s name: expected %s", (int)n, p,
-                       ps->field == F_MON ? "month" : "weekday", f->valid);
+    if (f->names) {
+        char hint[32] = "";
+        const char *near = closest_name(p, n, f->names);
+        if (near)
+            snprintf(hint, sizeof hint, " (did you mean %s?)", near);
+        return fail_at(ps, off(ps, p), n, "%.*s is not a %s name%s: expected %s", (int)n, p,
+                       ps->field == F_MON ? "month" : "weekday", hint, f->valid);
+    }
     return fail_at(ps, off(ps, p), n, "%.*s is not a number: expected %s", (int)n, p, f->valid);
 }
 
@@ -271,7 +301,7 @@ static int parse_item(parser *ps, const char *p, const char *end)
                                "range %.*s is backwards (the start must not exceed the end)",
                                (int)(q - p), p);
         } else if (q < end && *q == '/') {
-            hi = max;
+            hi = max < lo ? lo : max; /* "7/2" in day-of-week: Sunday */
         }
     }
     if (q < end && *q == '/' && parse_step(ps, q + 1, end, &step, &q) < 0)
@@ -302,14 +332,24 @@ static void store_field(parser *ps, const char *p, const char *end)
 {
     cron_expr *e = ps->e;
     bool star = *p == '*';
-    bool has_star = memchr(p, '*', (size_t)(end - p)) != NULL;
+    /* fixed-time: neither the minute nor the hour field contains '*' */
+    if ((ps->field == F_MIN || ps->field == F_HOUR) && memchr(p, '*', (size_t)(end - p)))
+        e->flags &= (uint8_t)~CRON_F_FIXED;
     switch (ps->field) {
     case F_SEC: e->sec = ps->bits; break;
-    case F_MIN: e->min = ps->bits; if (has_star) e->flags &= (uint8_t)~CRON_F_FIXED; break;
-    case F_HOUR: e->hour = (uint32_t)ps->bits; if (has_star) e->flags &= (uint8_t)~CRON_F_FIXED; break;
-    case F_DOM: e->dom = (uint32_t)ps->bits; if (star) e->flags |= CRON_F_DOM_STAR; break;
+    case F_MIN: e->min = ps->bits; break;
+    case F_HOUR: e->hour = (uint32_t)ps->bits; break;
+    case F_DOM:
+        e->dom = (uint32_t)ps->bits;
+        if (star)
+            e->flags |= CRON_F_DOM_STAR;
+        break;
     case F_MON: e->month = (uint16_t)ps->bits; break;
-    default: e->dow = (uint8_t)ps->bits; if (star) e->flags |= CRON_F_DOW_STAR; break;
+    default:
+        e->dow = (uint8_t)ps->bits;
+        if (star)
+            e->flags |= CRON_F_DOW_STAR;
+        break;
     }
 }
 
@@ -388,9 +428,19 @@ static const char *expand_macro(parser *ps, const char *p)
             return macros[i].text;
         }
     }
+    static const char *const names[] = {"@yearly", "@annually", "@monthly", "@weekly",
+                                        "@daily",  "@midnight", "@hourly",  NULL};
+    char word[32], hint[32] = "";
+    size_t n = (size_t)(q - p) < sizeof word - 1 ? (size_t)(q - p) : sizeof word - 1;
+    for (size_t i = 0; i < n; i++)
+        word[i] = (char)tolower((unsigned char)p[i]);
+    word[n] = '\0';
+    const char *near = closest_word(word, names);
+    if (near)
+        snprintf(hint, sizeof hint, " (did you mean %s?)", near);
     fail_at(ps, off(ps, p), (size_t)(q - p),
-            "unknown macro %.*s: expected @yearly, @annually, @monthly, @weekly, @daily, "
-            "@midnight or @hourly", (int)(q - p), p);
+            "unknown macro %.*s%s: expected @yearly, @annually, @monthly, @weekly, @daily, "
+            "@midnight or @hourly", (int)(q - p), p, hint);
     return NULL;
 }
 
@@ -555,11 +605,30 @@ static int64_t next_local(const cron_expr *e, int64_t local)
 #define CRON_MIN_UTC (-62135596800LL)
 #define CRON_MAX_UTC 253402300799LL
 
+/* next_local with a memory of its last answer: when a rare expression's
+ * next match lies many spans (DST periods) ahead, every span asks for the
+ * first match at or after its own start, and the answer is the same; this
+ * gives it without searching the calendar again. */
+typedef struct local_search {
+    const cron_expr *e;
+    int64_t from, found; /* found = next_local(e, from); no match in [from, found) */
+} local_search;
+
+static int64_t search_from(local_search *s, int64_t from)
+{
+    if (from < s->from || from > s->found) {
+        s->from = from;
+        s->found = next_local(s->e, from);
+    }
+    return s->found;
+}
+
 int64_t cron_next(const cron_expr *e, const tz_zone *zone, int64_t after)
 {
     if ((e->flags & CRON_F_NEVER) || after < CRON_MIN_UTC || after >= CRON_MAX_UTC)
         return -1;
     bool fixed = e->flags & CRON_F_FIXED;
+    local_search ls = {e, INT64_MAX, INT64_MIN};
     int64_t u = after + 1;
     /* The calendar repeats every 400 years and zones past their table follow
      * a yearly rule: no fire in 401 years means none ever (a wildcard job
@@ -571,14 +640,14 @@ int64_t cron_next(const cron_expr *e, const tz_zone *zone, int64_t after)
         /* A fixed-time job whose time fell into the gap that opens this
          * span fires when the gap ends. */
         if (fixed && u == sp.start && sp.offset > sp.prev_offset &&
-            next_local(e, sp.start + sp.prev_offset) < sp.start + sp.offset)
+            search_from(&ls, sp.start + sp.prev_offset) < sp.start + sp.offset)
             return sp.start;
-        int64_t local = next_local(e, u + sp.offset);
+        int64_t local = search_from(&ls, u + sp.offset);
         /* A fixed-time job fires only in the first occurrence of wall-clock
          * times that the previous span already showed (fall back). */
         if (fixed && sp.offset < sp.prev_offset && sp.start != INT64_MIN &&
             local < sp.start + sp.prev_offset)
-            local = next_local(e, sp.start + sp.prev_offset);
+            local = search_from(&ls, sp.start + sp.prev_offset);
         if (local == INT64_MAX)
             return -1;
         if (sp.end == INT64_MAX || local < sp.end + sp.offset)
@@ -588,4 +657,299 @@ int64_t cron_next(const cron_expr *e, const tz_zone *zone, int64_t after)
         u = sp.end;
         tz_span_at(zone, u, &sp);
     }
+}
+
+/* ---- describing ---------------------------------------------------------- */
+
+static const char *const month_words[] = {"", "January", "February", "March", "April",
+                                          "May", "June", "July", "August", "September",
+                                          "October", "November", "December"};
+static const char *const day_words[] = {"Sunday", "Monday", "Tuesday", "Wednesday",
+                                        "Thursday", "Friday", "Saturday"};
+
+static void append_value(strbuf *sb, int v, const char *const *words)
+{
+    if (words)
+        sb_append(sb, words[v]);
+    else
+        sb_printf(sb, "%d", v);
+}
+
+/* The set bits of a mask in lo..hi as "1,5,9-17"; runs of 3+ as ranges. */
+static void append_list(strbuf *sb, uint64_t bits, int lo, int hi, const char *const *words)
+{
+    bool first = true;
+    for (int v = lo; v <= hi; v++) {
+        if (!(bits >> v & 1))
+            continue;
+        int w = v;
+        while (w < hi && (bits >> (w + 1) & 1))
+            w++;
+        if (!first)
+            sb_append(sb, words ? ", " : ",");
+        first = false;
+        append_value(sb, v, words);
+        if (w > v) {
+            sb_append(sb, w > v + 1 ? "-" : words ? ", " : ",");
+            append_value(sb, w, words);
+        }
+        v = w;
+    }
+}
+
+static int single_value(uint64_t bits)
+{
+    return bits && !(bits & (bits - 1)) ? __builtin_ctzll(bits) : -1;
+}
+
+/* "at 02:30", "every minute of hour 2", "at minute 0,30 of every hour"... */
+static void describe_time(const cron_expr *e, strbuf *sb)
+{
+    const uint64_t all60 = (1ULL << 60) - 1;
+    int s = single_value(e->sec), m = single_value(e->min), h = single_value(e->hour);
+    if (s >= 0 && m >= 0 && h >= 0) {
+        sb_printf(sb, "at %02d:%02d", h, m);
+        if (s)
+            sb_printf(sb, ":%02d", s);
+        return;
+    }
+    bool every_hour = e->hour == (1u << 24) - 1;
+    if (every_hour && e->min == all60 && (e->sec == all60 || s == 0)) {
+        sb_append(sb, s == 0 ? "every minute" : "every second");
+        return;
+    }
+    bool first = true;
+    if (e->sec == all60) {
+        sb_append(sb, "every second");
+        first = false;
+    } else if (s != 0) {
+        sb_append(sb, "at second ");
+        append_list(sb, e->sec, 0, 59, NULL);
+        first = false;
+    }
+    sb_append(sb, first ? "" : " of ");
+    if (e->min == all60) {
+        sb_append(sb, "every minute");
+    } else {
+        sb_append(sb, first ? "at minute " : "minute ");
+        append_list(sb, e->min, 0, 59, NULL);
+    }
+    if (every_hour && e->min == all60)
+        return; /* "of every minute" says it */
+    if (every_hour) {
+        sb_append(sb, " of every hour");
+    } else {
+        sb_append(sb, " of hour ");
+        append_list(sb, e->hour, 0, 23, NULL);
+    }
+}
+
+static void append_item(strbuf *sb, bool *first, const char *text)
+{
+    sb_append(sb, *first ? "" : ", ");
+    sb_append(sb, text);
+    *first = false;
+}
+
+/* The day-of-month field's matches: "day 1,15 of the month", "the last day
+ * of the month", ... Returns false when it matches every day. */
+static bool describe_dom(const cron_expr *e, strbuf *sb)
+{
+    bool first = true;
+    if (e->dom == 0xfffffffeu && (e->flags & CRON_F_DOM_STAR))
+        return false;
+    if (e->dom) {
+        append_item(sb, &first, "day ");
+        append_list(sb, e->dom, 1, 31, NULL);
+    }
+    if (e->flags & CRON_F_DOM_LAST)
+        append_item(sb, &first, "the last day");
+    if (e->flags & CRON_F_DOM_LASTW)
+        append_item(sb, &first, "the last weekday");
+    if (e->dom_w) {
+        append_item(sb, &first, "the weekday nearest day ");
+        append_list(sb, e->dom_w, 1, 31, NULL);
+    }
+    sb_append(sb, " of the month");
+    return true;
+}
+
+/* The day-of-week field's matches; false when it matches every day. */
+static bool describe_dow(const cron_expr *e, strbuf *sb)
+{
+    static const char *const nth[] = {"1st", "2nd", "3rd", "4th", "5th", "last"};
+    bool first = true, monthly = false;
+    if (e->dow == 0x7f && (e->flags & CRON_F_DOW_STAR))
+        return false;
+    if (e->dow) {
+        first = false;
+        append_list(sb, e->dow, 0, 6, day_words);
+    }
+    for (int w = 0; w < 7; w++)
+        for (int n = 0; n < 6; n++)
+            if (e->dow_nth >> (6 * w + n) & 1) {
+                append_item(sb, &first, "the ");
+                sb_printf(sb, "%s %s", nth[n], day_words[w]);
+                monthly = true;
+            }
+    if (monthly)
+        sb_append(sb, " of the month");
+    return true;
+}
+
+size_t cron_describe(const cron_expr *e, char *buf, size_t len)
+{
+    strbuf sb = {0}, dom = {0}, dow = {0};
+    describe_time(e, &sb);
+    bool has_dom = describe_dom(e, &dom), has_dow = describe_dow(e, &dow);
+    bool both = (e->flags & (CRON_F_DOM_STAR | CRON_F_DOW_STAR)) != 0;
+    if (has_dom && has_dow)
+        sb_printf(&sb, " on %s %s %s", dom.buf, both ? "if it is a" : "or on", dow.buf);
+    else if (has_dom || has_dow)
+        sb_printf(&sb, " on %s", has_dom ? dom.buf : dow.buf);
+    else if (single_value(e->sec) >= 0 && single_value(e->min) >= 0 &&
+             single_value(e->hour) >= 0)
+        sb_append(&sb, " every day");
+    if (e->month != 0x1ffe) {
+        sb_append(&sb, ", in ");
+        append_list(&sb, e->month, 1, 12, month_words);
+    }
+    size_t n = sb.len;
+    if (len)
+        snprintf(buf, len, "%s", sb.buf);
+    sb_free(&sb);
+    sb_free(&dom);
+    sb_free(&dow);
+    return n;
+}
+
+/* ---- the fire heap ------------------------------------------------------- */
+
+void cron_heap_init(cron_heap *h)
+{
+    memset(h, 0, sizeof *h);
+}
+
+void cron_heap_free(cron_heap *h)
+{
+    free(h->entries);
+    free(h->slot);
+    cron_heap_init(h);
+}
+
+static bool heap_less(const cron_heap_entry *a, const cron_heap_entry *b)
+{
+    return a->due < b->due || (a->due == b->due && a->id < b->id);
+}
+
+static void heap_place(cron_heap *h, size_t i, cron_heap_entry e)
+{
+    h->entries[i] = e;
+    h->slot[e.id] = (uint32_t)i + 1;
+}
+
+static void heap_up(cron_heap *h, size_t i)
+{
+    cron_heap_entry e = h->entries[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!heap_less(&e, &h->entries[parent]))
+            break;
+        heap_place(h, i, h->entries[parent]);
+        i = parent;
+    }
+    heap_place(h, i, e);
+}
+
+static void heap_down(cron_heap *h, size_t i)
+{
+    cron_heap_entry e = h->entries[i];
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= h->n)
+            break;
+        if (child + 1 < h->n && heap_less(&h->entries[child + 1], &h->entries[child]))
+            child++;
+        if (!heap_less(&h->entries[child], &e))
+            break;
+        heap_place(h, i, h->entries[child]);
+        i = child;
+    }
+    heap_place(h, i, e);
+}
+
+static void heap_reserve(cron_heap *h, uint32_t id)
+{
+    if (id >= h->ids) {
+        size_t ids = h->ids ? h->ids : 64;
+        while (ids <= id)
+            ids *= 2;
+        h->slot = xrealloc(h->slot, ids * sizeof *h->slot);
+        memset(h->slot + h->ids, 0, (ids - h->ids) * sizeof *h->slot);
+        h->ids = ids;
+    }
+    if (h->n == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 64;
+        h->entries = xrealloc(h->entries, h->cap * sizeof *h->entries);
+    }
+}
+
+void cron_heap_set(cron_heap *h, uint32_t id, int64_t due)
+{
+    heap_reserve(h, id);
+    cron_heap_entry e = {due, id};
+    if (h->slot[id]) {
+        size_t i = h->slot[id] - 1;
+        bool earlier = heap_less(&e, &h->entries[i]);
+        h->entries[i] = e;
+        if (earlier)
+            heap_up(h, i);
+        else
+            heap_down(h, i);
+        return;
+    }
+    h->entries[h->n] = e;
+    heap_up(h, h->n++);
+}
+
+bool cron_heap_remove(cron_heap *h, uint32_t id)
+{
+    if (id >= h->ids || !h->slot[id])
+        return false;
+    size_t i = h->slot[id] - 1;
+    h->slot[id] = 0;
+    cron_heap_entry last = h->entries[--h->n];
+    if (i == h->n)
+        return true;
+    bool earlier = heap_less(&last, &h->entries[i]);
+    h->entries[i] = last;
+    if (earlier)
+        heap_up(h, i);
+    else
+        heap_down(h, i);
+    return true;
+}
+
+bool cron_heap_peek(const cron_heap *h, cron_heap_entry *top)
+{
+    if (!h->n)
+        return false;
+    *top = h->entries[0];
+    return true;
+}
+
+bool cron_heap_pop(cron_heap *h, cron_heap_entry *top)
+{
+    if (!cron_heap_peek(h, top))
+        return false;
+    cron_heap_remove(h, top->id);
+    return true;
+}
+
+bool cron_heap_get(const cron_heap *h, uint32_t id, int64_t *due)
+{
+    if (id >= h->ids || !h->slot[id])
+        return false;
+    *due = h->entries[h->slot[id] - 1].due;
+    return true;
 }

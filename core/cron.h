@@ -66,7 +66,51 @@ bool cron_never_fires(const cron_expr *expr);
 /* True when neither the minute nor the hour field contains '*'. */
 bool cron_is_fixed_time(const cron_expr *expr);
 
-/* "pgreviewer cron SUB-COMMAND ...": argv[0] is the sub-command ("next").
+/* An English description of the expression for people ("at 02:30 on
+ * Monday-Friday", "at minute 0,15,30,45 of every hour", "at 00:00 on the
+ * last Friday of the month, in March"), written into buf like snprintf
+ * (always NUL-terminated when len > 0, truncated if too small). Returns the
+ * length of the whole description. Cannot fail. */
+size_t cron_describe(const cron_expr *expr, char *buf, size_t len);
+
+/* ---- the fire heap --------------------------------------------------------
+ * A min-heap of (due instant, task id) for the scheduler: the earliest due
+ * task at the top, and an index from id to heap slot so that a task's entry
+ * can be moved (schedule edited) or removed (paused, deleted) in O(log n)
+ * without a second entry ever existing for one task. Ids are small dense
+ * integers chosen by the caller (the slot of the task in its table). Ties
+ * on the due instant pop in id order, so a burst of tasks due at the same
+ * second comes out deterministically. 20 bytes per task. Not thread-safe:
+ * one owner (the scheduler thread). */
+typedef struct cron_heap_entry {
+    int64_t due;
+    uint32_t id;
+} cron_heap_entry;
+
+typedef struct cron_heap {
+    cron_heap_entry *entries; /* entries[0] is the earliest */
+    uint32_t *slot;           /* slot[id]: 1 + index in entries, 0 if absent */
+    size_t n, cap, ids;       /* ids: length of slot[] */
+} cron_heap;
+
+/* Initialise an empty heap (no allocation). */
+void cron_heap_init(cron_heap *h);
+/* Free the heap's arrays; the heap is empty and reusable afterwards. */
+void cron_heap_free(cron_heap *h);
+/* Insert id with its due instant, or move it if it is already in the heap.
+ * Cannot fail (aborts on out-of-memory like every core allocation). */
+void cron_heap_set(cron_heap *h, uint32_t id, int64_t due);
+/* Remove id. Returns true if it was in the heap. */
+bool cron_heap_remove(cron_heap *h, uint32_t id);
+/* The earliest entry without removing it; false when the heap is empty. */
+bool cron_heap_peek(const cron_heap *h, cron_heap_entry *top);
+/* Remove and return the earliest entry; false when the heap is empty. */
+bool cron_heap_pop(cron_heap *h, cron_heap_entry *top);
+/* Whether id is in the heap, and its due instant then. */
+bool cron_heap_get(const cron_heap *h, uint32_t id, int64_t *due);
+
+/* "pgreviewer cron SUB-COMMAND ...": argv[0] is the sub-command ("next" or
+ * "describe").
  * Prints to stdout/stderr; returns the exit code (0 ok, 1 bad expression,
  * zone or never-firing expression, 2 usage). Main thread only (it uses
  * stdio). */

@@ -27,8 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "credentials.h"
 #include "log.h"
 #include "util.h"
+#include "vault.h"
 
 #define MAX_FRAME (512u * 1024 * 1024)
 
@@ -119,7 +121,7 @@ static int read_all(int fd, void *buf, size_t len)
 /* Send `o` as one frame. Returns 0 or -1 (peer gone). */
 static int send_frame(int fd, const json_t *o)
 {
-    char *s = json_dumps(o, JSON_COMPACT);
+    char *s = json_dumps(o, JSON_COMPACT | PGR_JSON_REAL);
     if (!s)
         return -1;
     size_t len = strlen(s);
@@ -204,14 +206,21 @@ static const char *host_params_json(pgr_task *t)
     return t->params_text;
 }
 
-static int host_set_result(pgr_task *t, const char *json)
+/* Parse `json` into *slot, replacing what was there. -1 (slot unchanged)
+ * when it is not valid JSON. */
+static int replace_json(json_t **slot, const char *json)
 {
     json_t *v = json ? json_loads(json, JSON_DECODE_ANY, NULL) : NULL;
     if (!v)
         return -1;
-    json_decref(t->result);
-    t->result = v;
+    json_decref(*slot);
+    *slot = v;
     return 0;
+}
+
+static int host_set_result(pgr_task *t, const char *json)
+{
+    return replace_json(&t->result, json);
 }
 
 static void host_set_message(pgr_task *t, const char *message)
@@ -246,59 +255,29 @@ static int64_t host_remaining_ms(pgr_task *t)
     return left > 0 ? left : 0;
 }
 
-/* Build libpq keywords for a configured connection. Passwords are read
- * from password_file here, inside the executor, and wiped after use. */
+/* One Vault client per executor process, made on first use and kept for
+ * the life of the executor so that its token and secret cache serve every
+ * task it runs (vault.h: a client belongs to one process). */
+static vault_client *executor_vault;
+
+/* Open a configured connection with the credentials module: Vault, a
+ * password file, or libpq's environment, with application_name, a connect
+ * timeout and the task's statement_timeout. */
 static PGconn *connect_configured(pgr_task *t, const cfg_connection *c)
 {
-    const char *kw[16], *val[16];
-    int n = 0;
-    char port[16], timeout[32], *password = NULL, *appname, *options = NULL;
-    char err[512];
-    if (c->host)
-        kw[n] = "host", val[n++] = c->host;
-    if (c->port) {
-        snprintf(port, sizeof port, "%d", c->port);
-        kw[n] = "port", val[n++] = port;
-    }
-    if (c->database)
-        kw[n] = "dbname", val[n++] = c->database;
-    if (c->username)
-        kw[n] = "user", val[n++] = c->username;
-    if (c->sslmode)
-        kw[n] = "sslmode", val[n++] = c->sslmode;
-    if (c->credentials == CRED_PASSWORD_FILE) {
-        password = read_secret_file(c->password_file, err, sizeof err);
-        if (!password) {
+    char err[1024];
+    if (c->credentials == CRED_VAULT && !executor_vault && t->cfg->vault.enabled) {
+        executor_vault = vault_new(&t->cfg->vault, err, sizeof err);
+        if (!executor_vault) {
             t->conn_error = xasprintf("connection %s: %s", c->id, err);
             return NULL;
         }
-        kw[n] = "password", val[n++] = password;
     }
-    snprintf(timeout, sizeof timeout, "%lld",
-             (long long)((c->connect_timeout_ms > 0 ? c->connect_timeout_ms : 10000) + 999) / 1000);
-    kw[n] = "connect_timeout", val[n++] = timeout;
-    appname = xasprintf("pgreviewer/%s", t->name);
-    kw[n] = "application_name", val[n++] = appname;
-    if (t->deadline_ms) {
-        options = xasprintf("-c statement_timeout=%lld", (long long)host_remaining_ms(t));
-        kw[n] = "options", val[n++] = options;
-    }
-    kw[n] = NULL, val[n] = NULL;
-    PGconn *conn = PQconnectdbParams(kw, val, 0);
-    if (password) {
-        explicit_bzero(password, strlen(password));
-        free(password);
-    }
-    free(appname);
-    free(options);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        char *msg = xstrdup(PQerrorMessage(conn));
-        msg[strcspn(msg, "\n")] = '\0';
-        t->conn_error = xasprintf("connection %s: %s", c->id, msg);
-        free(msg);
-        PQfinish(conn);
-        return NULL;
-    }
+    cred_opts opts = {.task_name = t->name,
+                      .statement_timeout_ms = t->deadline_ms ? host_remaining_ms(t) : 0};
+    PGconn *conn = credentials_connect(c, executor_vault, &opts, NULL, err, sizeof err);
+    if (!conn)
+        t->conn_error = xstrdup(err);
     return conn;
 }
 
@@ -353,12 +332,7 @@ static const char *host_state_get(pgr_task *t)
 
 static int host_state_set(pgr_task *t, const char *json)
 {
-    json_t *v = json ? json_loads(json, JSON_DECODE_ANY, NULL) : NULL;
-    if (!v)
-        return -1;
-    json_decref(t->new_state);
-    t->new_state = v;
-    return 0;
+    return replace_json(&t->new_state, json);
 }
 
 static const char *host_task_name(pgr_task *t)

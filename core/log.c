@@ -16,12 +16,13 @@
 
 static log_level min_level = LOG_INFO;
 static bool as_json = false;
-/* The task context is per thread: the worker supervisor logs from several
- * threads, and each sets its own context. */
+/* Per thread: the daemon's scheduler, worker and API threads each tag
+ * their own lines, and the worker supervisor's threads each set their own
+ * task context. */
 static _Thread_local int64_t ctx_exec;
 static _Thread_local char *ctx_task;
 static _Thread_local int ctx_attempt;
-static char *component;
+static _Thread_local char *component;
 
 static const char *const level_names[] = {"debug", "info", "warning", "error"};
 

@@ -24,7 +24,8 @@ bool log_enabled(log_level level);
 /* Set / clear the task context added to every line (strings are copied). */
 void log_set_task(int64_t execution_id, const char *task, int attempt);
 void log_clear_task(void);
-/* A component tag ("executor", "scheduler", ...), copied. */
+/* A component tag ("executor", "scheduler", ...) for the calling thread's
+ * lines, copied. */
 void log_set_component(const char *component);
 
 void log_msg(log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

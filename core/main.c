@@ -2,18 +2,23 @@
  * main.c - the `pgreviewer` binary: global options and the dispatch to
  * sub-commands (cli.h). Exit codes: 0 success, 1 failure, 2 usage.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "cli.h"
 #include "config.h"
 #include "cron.h"
 #include "credentials.h"
 #include "log.h"
 #include "queue.h"
+#include "report_store.h"
 #include "runtime.h"
+#include "scheduler.h"
 #include "store.h"
+#include "vault.h"
 #include "worker.h"
 
 static const char usage[] =
@@ -22,6 +27,8 @@ static const char usage[] =
     "Scheduled analyses of PostgreSQL databases.\n"
     "\n"
     "Commands:\n"
+    "  run                     scheduler, workers and API in one process tree (single host;\n"
+    "                          in-process queue unless queue.url is set); SIGHUP reloads\n"
     "  run --once [--task NAME]... [--no-retry]\n"
     "                          run tasks once now; one JSON line per task; exit 1 if any failed\n"
     "  config check            validate the configuration, plugins and task params\n"
@@ -40,8 +47,16 @@ static const char usage[] =
     "       | remove NAME | history NAME [--limit N]      (add --json for scripts)\n"
     "  execution show ID       an execution's status, attempts and result\n"
     "  queue stats [--json] | dead list [--json] | dead retry ID|--all | dead purge\n"
+    "  api                     serve the HTTP API (health, /metrics, tasks, executions)\n"
+    "  scheduler [--retry DURATION]\n"
+    "                          the scheduler role: elect a leader, fire tasks into the queue\n"
     "  worker [--processes N] [--prefetch N] [--lease DURATION]\n"
     "                          run queued tasks in N executors until SIGTERM/SIGINT\n"
+    "  report show --date YYYY-MM-DD [--connection NAME] [--format html|md|json]\n"
+    "                          print a stored report\n"
+    "  report generate [--date YYYY-MM-DD | --from ISO8601 --to ISO8601] [--connection NAME]\n"
+    "              [--timezone ZONE] [--format html|md|json] [--output FILE]\n"
+    "                          build a report now, store it, print or write it\n"
     "\n"
     "Options:\n"
     "  --config PATH           main configuration file (default: $PGREVIEWER_CONFIG or\n"
@@ -85,6 +100,12 @@ static int with_config(const char *path, bool validate, cfg_cmd fn, int argc, ch
 
 int main(int argc, char **argv)
 {
+    /* First thing: take VAULT_TOKEN out of the environment, so that no
+     * executor we fork and no /proc/PID/environ shows it. */
+    vault_capture_env_token();
+    /* A peer that went away (Redis, a webhook, an executor) is an error to
+     * handle where it happens, never a reason for the whole process to die. */
+    signal(SIGPIPE, SIG_IGN);
     const char *config_path = NULL;
     char **args = calloc((size_t)argc + 1, sizeof *args);
     int n = 0;
@@ -131,10 +152,16 @@ int main(int argc, char **argv)
         rc = with_config(config_path, true, cmd_task, n - 1, args + 1);
     } else if (!strcmp(cmd, "execution")) {
         rc = with_config(config_path, false, cmd_execution, n - 1, args + 1);
+    } else if (!strcmp(cmd, "scheduler")) {
+        rc = with_config(config_path, true, cmd_scheduler, n - 1, args + 1);
+    } else if (!strcmp(cmd, "api")) {
+        rc = with_config(config_path, false, cmd_api, n - 1, args + 1);
     } else if (!strcmp(cmd, "worker")) {
         rc = cmd_worker(config_path, n - 1, args + 1);
     } else if (!strcmp(cmd, "queue")) {
         rc = with_config(config_path, false, cmd_queue, n - 1, args + 1);
+    } else if (!strcmp(cmd, "report")) {
+        rc = with_config(config_path, false, cmd_report, n - 1, args + 1);
     } else {
         cli_error("unknown command \"%s\"; see pgreviewer --help", cmd);
     }

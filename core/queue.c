@@ -270,6 +270,23 @@ int queue_fetch(queue *q, queue_lease *out, int max, int64_t lease_ms, int64_t t
     return q->ops->fetch(q, out, max, lease_ms, timeout_ms < 0 ? 0 : timeout_ms, err, errlen);
 }
 
+int queue_ack_fetch(queue *q, const queue_lease *acks, size_t n_acks, int *acked,
+                    queue_lease *out, int max, int64_t lease_ms, int64_t timeout_ms,
+                    char *err, size_t errlen)
+{
+    int dummy;
+    if (!acked)
+        acked = &dummy;
+    *acked = 0;
+    if (max <= 0 || lease_ms <= 0 || !q->ops->ack_fetch) {
+        if (n_acks && (*acked = queue_ack(q, acks, n_acks, err, errlen)) < 0)
+            return -1;
+        return queue_fetch(q, out, max, lease_ms, timeout_ms, err, errlen);
+    }
+    return q->ops->ack_fetch(q, acks, n_acks, acked, out, max, lease_ms,
+                             timeout_ms < 0 ? 0 : timeout_ms, err, errlen);
+}
+
 int queue_heartbeat(queue *q, const queue_lease *leases, size_t n, int64_t lease_ms, bool *held,
                     char *err, size_t errlen)
 {

@@ -30,6 +30,10 @@
  * queue handle is one connection: use it from one thread at a time (open one
  * handle per thread). Neither may be shared across fork().
  *
+ * Signals: opening a Redis queue sets SIGPIPE to SIG_IGN if it was SIG_DFL
+ * (a write to a connection Redis closed would otherwise kill the process);
+ * a lost connection is then an error return, handled as below.
+ *
  * Errors: functions returning int return -1 and fill `err` (a message that
  * never contains a password) on failure. A Redis handle that lost its
  * connection reconnects by itself, with back-off, on a later call; see
@@ -144,9 +148,10 @@ int queue_enqueue_at(queue *q, const queue_item *items, size_t n, int64_t due_ms
 
 /* ---- Consuming --------------------------------------------------------- */
 
-/* Lease up to `max` items (highest priority first) for lease_ms. Waits up to
+/* Lease up to `max` items (highest priority first; Redis takes at most 1000
+ * per call) for lease_ms. Waits up to
  * timeout_ms for work when none is ready (0: do not wait), without spinning:
- * Redis blocks on a notify list, memory on a condition variable; a delayed
+ * Redis blocks on a notify key (BZPOPMIN), memory on a condition variable; a delayed
  * item coming due or a lease expiring ends the wait. Promotes due items and
  * reclaims expired leases first. Returns the number of leases written to
  * out[0..n) (0 on timeout), or -1. The caller clears each lease. */
@@ -172,6 +177,16 @@ int queue_dead(queue *q, const queue_lease *leases, size_t n, const char *const 
 /* Give back unstarted (prefetched) leases: to the front of their level with
  * the same attempt. For graceful shutdown. Returns how many were held, or -1. */
 int queue_release(queue *q, const queue_lease *leases, size_t n, char *err, size_t errlen);
+
+/* The steady state of a consumer in one round trip: ack n_acks leases, then
+ * fetch as queue_fetch() does (Redis: the ZREM and the fetch script go in
+ * one write). *acked (may be NULL) gets how many acks were held, or -1 when
+ * they failed. Returns the leases fetched (0 on timeout) or -1. After -1,
+ * or *acked == -1, ack them again (harmless). The caller still clears the
+ * acked leases. */
+int queue_ack_fetch(queue *q, const queue_lease *acks, size_t n_acks, int *acked,
+                    queue_lease *out, int max, int64_t lease_ms, int64_t timeout_ms,
+                    char *err, size_t errlen);
 
 void queue_lease_clear(queue_lease *l);
 void queue_leases_clear(queue_lease *l, size_t n);
@@ -230,6 +245,9 @@ typedef struct queue_ops {
     int (*dead_purge)(queue *, char *, size_t);
     bool (*connected)(const queue *);
     void (*close)(queue *);
+    /* optional: NULL means ack, then fetch */
+    int (*ack_fetch)(queue *, const queue_lease *, size_t, int *, queue_lease *, int, int64_t,
+                     int64_t, char *, size_t);
 } queue_ops;
 
 /* Every backend's handle starts with this. */
@@ -238,10 +256,14 @@ struct queue {
     queue_kind kind;
 };
 
+/* The backends' constructors, called by queue_open() after it checked the
+ * prefix and parsed the URL. Each returns a handle freed by queue_close(),
+ * or NULL with err filled (Redis: unreachable, authentication, db, scripts).
+ * queue_redis_open copies what it needs from url. */
 queue *queue_memory_open(const char *prefix, char *err, size_t errlen);
 queue *queue_redis_open(const queue_url *url, const char *prefix, char *err, size_t errlen);
 
-/* Shared helpers for the backends. */
+/* The wall clock in microseconds (the items' ready times). Never fails. */
 int64_t queue_wall_us(void);
 /* Check items before enqueueing: priority, id, payload. Returns 0 or -1. */
 int queue_check_items(const queue_item *items, size_t n, char *err, size_t errlen);

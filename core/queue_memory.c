@@ -613,7 +613,7 @@ static void mq_close(queue *q)
 static const queue_ops memory_ops = {
     mq_enqueue, mq_fetch, mq_heartbeat, mq_ack, mq_nack, mq_dead, mq_release,
     mq_promote_due, mq_requeue_expired, mq_stats, mq_dead_list, mq_dead_retry,
-    mq_dead_purge, mq_connected, mq_close,
+    mq_dead_purge, mq_connected, mq_close, NULL,
 };
 
 queue *queue_memory_open(const char *prefix, char *err, size_t errlen)

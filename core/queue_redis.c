@@ -6,7 +6,8 @@
  *                       fetch, RPUSH to put an item back at the front
  *   {P}:delayed         zset: item -> due time (ms, wall clock)
  *   {P}:leased          zset: "token|item" -> lease expiry (ms, server clock)
- *   {P}:notify          list of at most one token: BLPOP'ed by idle fetchers
+ *   {P}:notify          zset of at most one member ("there may be work"):
+ *                       BZPOPMIN'ed by idle fetchers, ZADD'ed by producers
  *   {P}:seq             counter for lease tokens
  *   {P}:dead            hash: execution id -> "died_ms|errlen|error" item
  * An item is the text "P|A|R|ID|payload": priority digit, attempt, ready
@@ -18,7 +19,7 @@
  * groups items by priority into variadic LPUSHes; fetch, heartbeat, nack,
  * dead, release are Lua scripts (EVALSHA, with EVAL as the fallback on
  * NOSCRIPT) that take every key in KEYS so Redis Cluster accepts them. An
- * idle fetch pipelines "BLPOP notify" with the fetch script, so a wake-up
+ * idle fetch pipelines "BZPOPMIN notify" with the fetch script, so a wake-up
  * costs no extra round trip.
  *
  * Connection loss: the handle drops the context, and reconnects on the next
@@ -29,6 +30,8 @@
  * retry could enqueue twice) and returns -1.
  */
 #include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +63,7 @@ enum {
     "  local us = tonumber(t[1]) * 1000000 + tonumber(t[2])\n" \
     "  return math.floor(us / 1000), us\n" \
     "end\n" \
-    "local function wake() redis.call('LPUSH', NOTIFY, '1'); redis.call('LTRIM', NOTIFY, 0, 0) end\n" \
+    "local function wake() redis.call('ZADD', NOTIFY, 0, '1') end\n" \
     "local function unlease(m) return string.sub(m, string.find(m, '|', 1, true) + 1) end\n" \
     "local function bump(item, ready_us)\n" \
     "  local p, a, rest = string.match(item, '^(%d)|(%d+)|%d+|(.*)$')\n" \
@@ -82,16 +85,19 @@ enum {
     "  return #exp\n" \
     "end\n"
 
-/* ARGV: max, lease_ms. Returns {now_ms, next_event_ms or -1, members...}. */
+/* ARGV: max, lease_ms. Returns {now_ms, next_event_ms or -1, members...}.
+ * Levels above `last` were emptied by this run, so only `last` and below
+ * can still hold work. */
 static const char lua_fetch[] = LUA_PRELUDE
     "local now = clock()\n"
     "promote(now, " MOVE_LIMIT ")\n"
     "reclaim(now, " MOVE_LIMIT ")\n"
     "local max = tonumber(ARGV[1])\n"
     "local exp = fmt(now + tonumber(ARGV[2]))\n"
-    "local out, z, got = {now, -1}, {}, 0\n"
+    "local out, z, got, last = {now, -1}, {}, 0, 10\n"
     "for p = 10, 1, -1 do\n"
     "  if got >= max then break end\n"
+    "  last = p\n"
     "  local items = redis.call('RPOP', KEYS[p], max - got)\n"
     "  if items then\n"
     "    local base = redis.call('INCRBY', SEQ, #items) - #items\n"
@@ -107,7 +113,7 @@ static const char lua_fetch[] = LUA_PRELUDE
     "if #z > 0 then redis.call('ZADD', LEASED, unpack(z)) end\n"
     "local more = false\n"
     "if got >= max then\n"
-    "  for p = 10, 1, -1 do if redis.call('LLEN', KEYS[p]) > 0 then more = true; break end end\n"
+    "  for p = last, 1, -1 do if redis.call('LLEN', KEYS[p]) > 0 then more = true; break end end\n"
     "end\n"
     "if more then wake() else redis.call('DEL', NOTIFY) end\n"
     "if got == 0 then\n"
@@ -323,9 +329,11 @@ static void conn_lost(rq *r, const char *why)
         r->next_try_ms = 0; /* first reconnect at once */
 }
 
+/* Raise the socket's read timeout to at least ms (a blocking fetch needs
+ * more than its block time); never lowered, to save the system calls. */
 static void set_sock_timeout(rq *r, int64_t ms)
 {
-    if (!r->ctx || r->sock_timeout_ms == ms)
+    if (!r->ctx || r->sock_timeout_ms >= ms)
         return;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     redisSetTimeout(r->ctx, tv);
@@ -554,8 +562,9 @@ static bool next_field(char **p, char **field)
     return true;
 }
 
-/* Parse "T|P|A|R|ID|payload" into l; takes ownership of buf. The '|' of
- * the parsed fields are overwritten in a copy kept for the member text. */
+/* Parse the leased member "T|P|A|R|ID|payload" (len bytes) into l. The
+ * lease keeps a copy of the member text in l->buf (ack and the scripts need
+ * it verbatim); the payload points into that copy. Returns 0 or -1. */
 static int parse_member(const char *s, size_t len, queue_lease *l)
 {
     memset(l, 0, sizeof *l);
@@ -582,8 +591,7 @@ static int parse_member(const char *s, size_t len, queue_lease *l)
     return 0;
 }
 
-/* A member of the leased set is buf[0..buf_len) up to the payload's end:
- * the payload pointer points into it, so the text is intact. */
+/* The lease's member text as a script argument. */
 static void arg_member(rq *r, const queue_lease *l)
 {
     resp_arg(&r->args, l->buf ? l->buf : "", l->buf ? l->buf_len : 0);
@@ -591,18 +599,16 @@ static void arg_member(rq *r, const queue_lease *l)
 
 /* ---- operations -------------------------------------------------------- */
 
+/* "There may be work": a zset of one member, so any number of enqueues
+ * leaves one token, and one BZPOPMIN takes it. */
 static void append_wake(rq *r, int *ncmd)
 {
-    resp_hdr(&r->out, 3);
-    resp_str(&r->out, "LPUSH");
-    resp_key(r, &r->out, K_NOTIFY);
-    resp_str(&r->out, "1");
     resp_hdr(&r->out, 4);
-    resp_str(&r->out, "LTRIM");
+    resp_str(&r->out, "ZADD");
     resp_key(r, &r->out, K_NOTIFY);
     resp_str(&r->out, "0");
-    resp_str(&r->out, "0");
-    *ncmd += 2;
+    resp_str(&r->out, "1");
+    *ncmd += 1;
 }
 
 /* Append LPUSH (ready) or ZADD (delayed) commands for items[] of level p
@@ -681,9 +687,9 @@ static int take_fetch_reply(rq *r, redisReply *rep, queue_lease *out, int64_t *n
     return got;
 }
 
-/* One fetch; when block_ms > 0 it is preceded by "BLPOP notify" in the same
- * write, so the script runs as soon as the BLPOP returns. Returns leases
- * taken or -1; *lost tells a lost connection from another failure. */
+/* One fetch; when block_ms > 0 it is preceded by "BZPOPMIN notify" in the
+ * same write, so the script runs as soon as the BZPOPMIN returns. Returns
+ * leases taken or -1; r->ctx == NULL afterwards tells a lost connection. */
 static int fetch_once(rq *r, queue_lease *out, int max, int64_t lease_ms, int64_t block_ms,
                       int64_t *now, int64_t *next, char *err, size_t errlen)
 {
@@ -702,7 +708,7 @@ static int fetch_once(rq *r, queue_lease *out, int max, int64_t lease_ms, int64_
     snprintf(secs, sizeof secs, "%.3f", (double)block_ms / 1000.0);
     r->out.len = 0;
     resp_hdr(&r->out, 3);
-    resp_str(&r->out, "BLPOP");
+    resp_str(&r->out, "BZPOPMIN");
     resp_key(r, &r->out, K_NOTIFY);
     resp_str(&r->out, secs);
     append_script(r, S_FETCH, 2, false);
@@ -720,14 +726,21 @@ static int fetch_once(rq *r, queue_lease *out, int max, int64_t lease_ms, int64_
     return got;
 }
 
-static int rq_fetch(queue *q, queue_lease *out, int max, int64_t lease_ms, int64_t timeout_ms,
-                    char *err, size_t errlen)
+/* How long an idle fetch blocks: what is left of its timeout, cut short at
+ * the next delayed item's due time or lease expiry (server ms). */
+static int64_t wait_for_next(int64_t left, int64_t now, int64_t next)
 {
-    rq *r = (rq *)q;
-    if (max > FETCH_MAX)
-        max = FETCH_MAX;
-    int64_t deadline = mono_ms() + timeout_ms;
-    int64_t block = 0, now = 0, next = -1;
+    if (next > 0 && next - now < left)
+        return next - now > 0 ? next - now : 1;
+    return left;
+}
+
+/* Fetch until items come, a failure other than a lost connection, or the
+ * deadline (mono ms). `block` is the first wait (0: fetch at once), `now`
+ * and `next` what a previous fetch said about the next event. */
+static int fetch_wait(rq *r, queue_lease *out, int max, int64_t lease_ms, int64_t deadline,
+                      int64_t block, int64_t now, int64_t next, char *err, size_t errlen)
+{
     for (;;) {
         int64_t left = deadline - mono_ms();
         if (ensure_conn(r, left > 0 ? left : 0, err, errlen) < 0) {
@@ -741,12 +754,99 @@ static int rq_fetch(queue *q, queue_lease *out, int max, int64_t lease_ms, int64
         left = deadline - mono_ms();
         if (left <= 0)
             return got;
-        block = left;
-        if (got == 0 && next > 0 && next - now < block)
-            block = next - now > 0 ? next - now : 1;
+        block = wait_for_next(left, now, next);
         if (got < 0)
             block = 0; /* reconnected: fetch at once */
     }
+}
+
+static int rq_fetch(queue *q, queue_lease *out, int max, int64_t lease_ms, int64_t timeout_ms,
+                    char *err, size_t errlen)
+{
+    rq *r = (rq *)q;
+    if (max > FETCH_MAX)
+        max = FETCH_MAX;
+    return fetch_wait(r, out, max, lease_ms, mono_ms() + timeout_ms, 0, 0, -1, err, errlen);
+}
+
+/* Append ZREM commands for n leases (chunks of CHUNK); returns how many. */
+static int append_zrem(rq *r, const queue_lease *leases, size_t n)
+{
+    int ncmd = 0;
+    for (size_t i = 0; i < n; ncmd++) {
+        size_t chunk = n - i < CHUNK ? n - i : CHUNK;
+        resp_hdr(&r->out, 2 + chunk);
+        resp_str(&r->out, "ZREM");
+        resp_key(r, &r->out, K_LEASED);
+        for (size_t j = 0; j < chunk; j++, i++)
+            resp_arg(&r->out, leases[i].buf ? leases[i].buf : "", leases[i].buf_len);
+    }
+    return ncmd;
+}
+
+/* Sum the ZREM replies rep[0..n); frees them. Returns the sum or -1. */
+static int sum_zrem(rq *r, redisReply **rep, int n, char *err, size_t errlen)
+{
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        if (rep[i]->type == REDIS_REPLY_INTEGER && count >= 0)
+            count += (int)rep[i]->integer;
+        else if (count >= 0)
+            count = set_err(err, errlen, "queue %s: ack: %s", r->shown,
+                            is_error(rep[i]) ? rep[i]->str : "unexpected reply");
+        freeReplyObject(rep[i]);
+    }
+    return count;
+}
+
+/* Ack n leases and run the fetch script in the same write. */
+static int ack_then_fetch(rq *r, const queue_lease *acks, size_t n, int *acked, queue_lease *out,
+                          int max, int64_t lease_ms, int64_t *now, int64_t *next, char *err,
+                          size_t errlen)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (ensure_conn(r, 0, err, errlen) < 0)
+            return -1;
+        r->out.len = 0;
+        int nz = append_zrem(r, acks, n);
+        r->args.len = 0;
+        resp_i64(&r->args, max);
+        resp_i64(&r->args, lease_ms);
+        append_script(r, S_FETCH, 2, false);
+        redisReply **rep = xmalloc((size_t)(nz + 1) * sizeof *rep);
+        if (roundtrip(r, nz + 1, rep, err, errlen) < 0) {
+            free(rep);
+            continue;
+        }
+        *acked = sum_zrem(r, rep, nz, err, errlen);
+        redisReply *f = rep[nz];
+        free(rep);
+        int got;
+        if (is_noscript(f))
+            got = fetch_once(r, out, max, lease_ms, 0, now, next, err, errlen);
+        else if (is_error(f))
+            got = set_err(err, errlen, "queue %s: %s", r->shown, f->str);
+        else
+            got = take_fetch_reply(r, f, out, now, next, err, errlen);
+        freeReplyObject(f);
+        return got; /* *acked == -1 (err filled) when the acks failed */
+    }
+    return -1;
+}
+
+static int rq_ack_fetch(queue *q, const queue_lease *acks, size_t n_acks, int *acked,
+                        queue_lease *out, int max, int64_t lease_ms, int64_t timeout_ms,
+                        char *err, size_t errlen)
+{
+    rq *r = (rq *)q;
+    if (max > FETCH_MAX)
+        max = FETCH_MAX;
+    int64_t deadline = mono_ms() + timeout_ms, now = 0, next = -1;
+    int got = ack_then_fetch(r, acks, n_acks, acked, out, max, lease_ms, &now, &next, err, errlen);
+    if (got != 0 || timeout_ms <= 0)
+        return got;
+    return fetch_wait(r, out, max, lease_ms, deadline, wait_for_next(timeout_ms, now, next), now,
+                      next, err, errlen);
 }
 
 static int rq_heartbeat(queue *q, const queue_lease *leases, size_t n, int64_t lease_ms,
@@ -778,30 +878,14 @@ static int rq_ack(queue *q, const queue_lease *leases, size_t n, char *err, size
     for (int attempt = 0; attempt < 2; attempt++) {
         if (ensure_conn(r, 0, err, errlen) < 0)
             return -1;
-        int ncmd = 0;
         r->out.len = 0;
-        for (size_t i = 0; i < n; ncmd++) {
-            size_t chunk = n - i < CHUNK ? n - i : CHUNK;
-            resp_hdr(&r->out, 2 + chunk);
-            resp_str(&r->out, "ZREM");
-            resp_key(r, &r->out, K_LEASED);
-            for (size_t j = 0; j < chunk; j++, i++)
-                resp_arg(&r->out, leases[i].buf ? leases[i].buf : "", leases[i].buf_len);
-        }
+        int ncmd = append_zrem(r, leases, n);
         redisReply **rep = xmalloc((size_t)ncmd * sizeof *rep);
         if (roundtrip(r, ncmd, rep, err, errlen) < 0) {
             free(rep);
             continue;
         }
-        int count = 0;
-        for (int i = 0; i < ncmd; i++) {
-            if (rep[i]->type == REDIS_REPLY_INTEGER)
-                count += (int)rep[i]->integer;
-            else if (count >= 0)
-                count = set_err(err, errlen, "queue %s: ack: %s", r->shown,
-                                is_error(rep[i]) ? rep[i]->str : "unexpected reply");
-            freeReplyObject(rep[i]);
-        }
+        int count = sum_zrem(r, rep, ncmd, err, errlen);
         free(rep);
         return count;
     }
@@ -951,6 +1035,8 @@ static int parse_dead(const char *id, const char *v, size_t len, queue_dead_entr
     if (*end != '|' || (size_t)(end + 1 - v) + elen > len)
         return -1;
     const char *item = end + 1 + elen;
+    if (len - (size_t)(item - v) < 4 || item[1] != '|') /* "P|A|..." at least */
+        return -1;
     e->error = xstrndup(end + 1, elen);
     e->priority = item[0] - '0';
     e->attempt = atoi(item + 2);
@@ -1042,7 +1128,7 @@ static void rq_close(queue *q)
 static const queue_ops redis_ops = {
     rq_enqueue, rq_fetch, rq_heartbeat, rq_ack, rq_nack, rq_dead, rq_release,
     rq_promote_due, rq_requeue_expired, rq_stats, rq_dead_list, rq_dead_retry,
-    rq_dead_purge, rq_connected, rq_close,
+    rq_dead_purge, rq_connected, rq_close, rq_ack_fetch,
 };
 
 static void make_keys(rq *r, const char *prefix)
@@ -1076,8 +1162,21 @@ static void describe_url(rq *r)
                  r->url.user ? "@" : "", r->url.host, r->url.port, r->url.db);
 }
 
+/* hiredis writes with write(2): a write to a connection Redis has closed
+ * (always so on a unix socket) raises SIGPIPE, whose default action kills
+ * the process. A daemon ignores it anyway; we make sure, once, unless the
+ * program installed its own handler. */
+static void ignore_sigpipe_once(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+}
+
 queue *queue_redis_open(const queue_url *url, const char *prefix, char *err, size_t errlen)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, ignore_sigpipe_once);
     rq *r = xcalloc(1, sizeof *r);
     r->base.ops = &redis_ops;
     r->base.kind = url->kind;

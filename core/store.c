@@ -13,7 +13,7 @@
  *     so two batches cannot deadlock) and touches only those not yet
  *     finished, and the result insert has ON CONFLICT (execution_id) DO
  *     NOTHING as a second fence; recovery is a single UPDATE ... RETURNING
- *     over rows taken FOR UPDATE SKIP LOCKED.
+ *     over rows taken FOR UPDATE (see recover_sql).
  *   - Times cross the API as epoch milliseconds; the SQL converts with the
  *     MS() and TS() fragments below, exact to the millisecond.
  */
@@ -39,9 +39,12 @@
 #define UNFINISHED "('pending','queued','scheduled','running')"
 
 enum { PREP_START, PREP_FINISH, PREP_STATES, N_PREPARED };
+#define MAX_CHANNELS 8
 
 struct store {
     PGconn *conn;
+    char *channels[MAX_CHANNELS]; /* LISTENed, re-issued after a reconnect */
+    int n_channels;
     bool prepared[N_PREPARED]; /* hot statements prepared on this connection */
 };
 
@@ -87,9 +90,35 @@ static int pq_err(store *s, const char *what, char *err, size_t errlen)
 
 /* Run `sql` with text params. Returns the result (caller PQclear()s) when
  * it completed as a command or returned rows, or NULL with err filled. */
+static int relisten(store *s);
+
+/* A connection found broken (server restart, network) is reset before the
+ * next statement: the call that discovered the loss failed with its error,
+ * the next one runs on a new connection. Nothing is retried behind the
+ * caller's back (a statement may have committed before the loss). Returns
+ * 0, or -1 when the server is still unreachable. */
+static int ensure_connected(store *s, char *err, size_t errlen)
+{
+    if (PQstatus(s->conn) == CONNECTION_OK)
+        return 0;
+    PQreset(s->conn);
+    memset(s->prepared, 0, sizeof s->prepared); /* a new session has none */
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        const char *m = PQerrorMessage(s->conn);
+        size_t n = strlen(m);
+        while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == ' '))
+            n--;
+        return set_err(err, errlen, "store: connection lost, reconnecting failed: %.*s", (int)n,
+                       m);
+    }
+    return relisten(s);
+}
+
 static PGresult *run(store *s, const char *what, const char *sql, int np, const char *const *pv,
                      char *err, size_t errlen)
 {
+    if (ensure_connected(s, err, errlen) < 0)
+        return NULL;
     PGresult *r = PQexecParams(s->conn, sql, np, NULL, pv, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
@@ -107,6 +136,8 @@ static PGresult *run_hot(store *s, int slot, const char *what, const char *sql, 
 {
     char name[24];
     snprintf(name, sizeof name, "pgr_hot_%d", slot);
+    if (ensure_connected(s, err, errlen) < 0)
+        return NULL;
     if (!s->prepared[slot]) {
         PGresult *p = PQprepare(s->conn, name, sql, np, NULL);
         bool ok = PQresultStatus(p) == PGRES_COMMAND_OK;
@@ -219,7 +250,65 @@ void store_close(store *s)
     if (!s)
         return;
     PQfinish(s->conn);
+    for (int i = 0; i < s->n_channels; i++)
+        free(s->channels[i]);
     free(s);
+}
+
+static int listen_sql(store *s, const char *channel, char *err, size_t errlen)
+{
+    char *q = PQescapeIdentifier(s->conn, channel, strlen(channel));
+    if (!q)
+        return pq_err(s, "LISTEN", err, errlen);
+    char *sql = xasprintf("LISTEN %s", q);
+    PQfreemem(q);
+    PGresult *r = PQexec(s->conn, sql);
+    free(sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return ok ? 0 : pq_err(s, "LISTEN", err, errlen);
+}
+
+static int relisten(store *s)
+{
+    for (int i = 0; i < s->n_channels; i++)
+        if (listen_sql(s, s->channels[i], NULL, 0) < 0)
+            return -1;
+    return 0;
+}
+
+int store_listen(store *s, const char *channel, char *err, size_t errlen)
+{
+    for (int i = 0; i < s->n_channels; i++)
+        if (strcmp(s->channels[i], channel) == 0)
+            return 0;
+    if (s->n_channels == MAX_CHANNELS)
+        return set_err(err, errlen, "store: too many LISTEN channels (at most %d)", MAX_CHANNELS);
+    if (ensure_connected(s, err, errlen) < 0 || listen_sql(s, channel, err, errlen) < 0)
+        return -1;
+    s->channels[s->n_channels++] = xstrdup(channel);
+    return 0;
+}
+
+int store_socket(store *s)
+{
+    return PQsocket(s->conn);
+}
+
+int store_notification(store *s, char *channel, size_t clen, char *payload, size_t plen,
+                       char *err, size_t errlen)
+{
+    if (ensure_connected(s, err, errlen) < 0)
+        return -1;
+    if (!PQconsumeInput(s->conn))
+        return pq_err(s, "reading notifications", err, errlen);
+    PGnotify *n = PQnotifies(s->conn);
+    if (!n)
+        return 0;
+    snprintf(channel, clen, "%s", n->relname);
+    snprintf(payload, plen, "%s", n->extra);
+    PQfreemem(n);
+    return 1;
 }
 
 struct pg_conn *store_conn(store *s)
@@ -345,14 +434,16 @@ store *store_open_config(const pgr_config *cfg, char *err, size_t errlen)
 
 /* ---- tasks ------------------------------------------------------------------ */
 
-#define TASK_COLS                                                                              \
-    "t.id, t.name, t.task_type, t.connection_id, t.cron_schedule, t.timezone, t.description, " \
-    "t.task_params::text, t.retry_policy::text, t.priority, t.timeout_ms, t.concurrency, "     \
-    "t.misfire_policy, t.misfire_grace_ms, t.misfire_max_runs, t.jitter_ms, t.owner, "         \
-    "t.paused, t.is_active, " MS("t.removed_at") ", " MS("t.created_at") ", " MS(              \
-        "t.updated_at") ", " MS("t.last_run_at") ", " MS("t.next_run_at") ", "                 \
-                                                                          "(SELECT " MS(       \
-                                                                              "max(e.scheduled_for)") " FROM task_executions e WHERE e.scheduled_task_id = t.id)"
+/* The columns task_from_row() reads, in its order. */
+#define TASK_COLS                                                                   \
+    "t.id, t.name, t.task_type, t.connection_id, t.cron_schedule, t.timezone, "     \
+    "t.description, t.task_params::text, t.retry_policy::text, t.priority, "        \
+    "t.timeout_ms, t.concurrency, t.misfire_policy, t.misfire_grace_ms, "           \
+    "t.misfire_max_runs, t.jitter_ms, t.owner, t.paused, t.is_active, "             \
+    MS("t.removed_at") ", " MS("t.created_at") ", " MS("t.updated_at") ", "         \
+    MS("t.last_run_at") ", " MS("t.next_run_at") ", "                               \
+    "(SELECT " MS("max(e.scheduled_for)") " FROM task_executions e "                \
+    " WHERE e.scheduled_task_id = t.id)"
 
 static cfg_jitter jitter_parse(const char *s)
 {
@@ -496,10 +587,14 @@ const char *store_task_not_found(store *s, const char *name, char *err, size_t e
     int n = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : 0;
     const char **names = xcalloc((size_t)n + 1, sizeof *names);
     strbuf sb = {0};
+    /* Name at most 10, so that the message (and its hint) stays readable. */
     for (int i = 0; i < n; i++) {
         names[i] = PQgetvalue(r, i, 0);
-        sb_printf(&sb, "%s%s", i ? ", " : "", names[i]);
+        if (i < 10)
+            sb_printf(&sb, "%s%s", i ? ", " : "", names[i]);
     }
+    if (n > 10)
+        sb_printf(&sb, " and %d more: see pgreviewer task list", n - 10);
     const char *near = closest_word(name, names);
     if (n == 0)
         set_err(err, errlen, "task \"%s\" not found (no tasks are defined)", name);
@@ -554,21 +649,42 @@ static json_t *connection_to_json(const cfg_connection *c)
     return j;
 }
 
+/* PostgreSQL's jsonb refuses the character U+0000 (and with it a whole
+ * batch); a plugin that read binary garbage can produce one. Replace each
+ * escaped "\u0000" in JSON text by "\ufffd" (the replacement character),
+ * skipping other escapes so that an escaped backslash followed by "u0000"
+ * is left alone. */
+static void replace_nul_escapes(char *s)
+{
+    for (; *s; s++) {
+        if (*s != '\\')
+            continue;
+        if (s[1] == 'u' && strncmp(s + 2, "0000", 4) == 0)
+            memcpy(s + 2, "fffd", 4);
+        if (s[1])
+            s++;
+    }
+}
+
+/* Compact JSON text of j (never NULL: aborts on out-of-memory), safe for
+ * jsonb. Caller frees. */
 static char *dump(json_t *j)
 {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | PGR_JSON_REAL);
     if (!s) {
         fprintf(stderr, "pgreviewer: out of memory (json_dumps)\n");
         abort();
     }
+    replace_nul_escapes(s);
     return s;
 }
 
 static const char sync_tasks_sql[] =
     "WITH input AS (SELECT j.value AS v, md5(j.value::text) AS h "
     "               FROM jsonb_array_elements($1::jsonb) j), "
-    "conflicts AS (SELECT count(*) AS n FROM scheduled_tasks t JOIN input i "
-    "              ON t.name = i.v->>'name' WHERE t.owner = 'api'), "
+    "names AS (SELECT v->>'name' AS name FROM input), "
+    "conflicts AS (SELECT count(*) AS n FROM scheduled_tasks t "
+    "              WHERE t.owner = 'api' AND t.name IN (SELECT name FROM names)), "
     "up AS (INSERT INTO scheduled_tasks AS t (name, task_type, connection_id, cron_schedule, "
     "  timezone, description, task_params, priority, timeout_ms, retry_policy, concurrency, "
     "  misfire_policy, misfire_grace_ms, misfire_max_runs, jitter_ms, owner, config_hash, paused) "
@@ -593,7 +709,7 @@ static const char sync_tasks_sql[] =
     " RETURNING (xmax = 0) AS inserted), "
     "gone AS (UPDATE scheduled_tasks t SET removed_at = now(), updated_at = now() "
     " WHERE t.owner = 'config' AND t.removed_at IS NULL "
-    "   AND NOT EXISTS (SELECT 1 FROM input i WHERE i.v->>'name' = t.name) RETURNING 1) "
+    "   AND t.name NOT IN (SELECT name FROM names) RETURNING 1) "
     "SELECT (SELECT count(*) FROM input), (SELECT count(*) FROM up WHERE inserted), "
     "  (SELECT count(*) FROM up WHERE NOT inserted), (SELECT count(*) FROM gone), "
     "  (SELECT n FROM conflicts)";
@@ -614,7 +730,7 @@ static const char sync_connections_sql[] =
     "        EXCLUDED.credentials, EXCLUDED.sslmode, EXCLUDED.options)) RETURNING 1) "
     "UPDATE connections c SET removed_at = now(), updated_at = now() "
     " WHERE c.owner = 'config' AND c.removed_at IS NULL "
-    "   AND NOT EXISTS (SELECT 1 FROM input i WHERE i.v->>'id' = c.id)";
+    "   AND c.id NOT IN (SELECT v->>'id' FROM input)";
 
 int store_sync_tasks(store *s, const pgr_config *cfg, store_sync_stats *stats, char *err,
                      size_t errlen)
@@ -633,7 +749,14 @@ int store_sync_tasks(store *s, const pgr_config *cfg, store_sync_stats *stats, c
     if (begin(s, err, errlen) < 0)
         goto out;
     if (run0(s, "syncing connections", sync_connections_sql, 1, pc, err, errlen) < 0 ||
-        !(r = run(s, "syncing tasks", sync_tasks_sql, 1, pt, err, errlen)) ||
+        !(r = run(s, "syncing tasks", sync_tasks_sql, 1, pt, err, errlen))) {
+        rollback(s);
+        goto out;
+    }
+    /* Wake the scheduler when anything changed (delivered at commit). */
+    bool changed = gint(r, 0, 1) + gint(r, 0, 2) + gint(r, 0, 3) > 0;
+    if ((changed && run0(s, "notifying", "SELECT pg_notify('" STORE_CHANNEL_TASKS "', '*')", 0,
+                         NULL, err, errlen) < 0) ||
         commit(s, err, errlen) < 0) {
         rollback(s);
         goto out;
@@ -672,7 +795,8 @@ int store_task_create_api(store *s, const cfg_task *t, int64_t *id, char *err, s
                       " (v->>'timeout_ms')::bigint, v->'retry', v->>'concurrency', "
                       " v->>'misfire', (v->>'misfire_grace_ms')::bigint, "
                       " (v->>'misfire_max_runs')::int, (v->>'jitter_ms')::bigint, 'api', "
-                      " NOT (v->>'enabled')::boolean FROM i RETURNING id",
+                      " NOT (v->>'enabled')::boolean FROM i "
+                      "RETURNING id, pg_notify('" STORE_CHANNEL_TASKS "', name)",
                       1, pv, err, errlen);
     free(text);
     if (!r)
@@ -706,7 +830,8 @@ int store_task_pause(store *s, const char *name, char *err, size_t errlen)
     return task_update(s, "pausing a task",
                        "UPDATE scheduled_tasks SET paused = true, "
                        " updated_at = CASE WHEN paused THEN updated_at ELSE now() END "
-                       "WHERE name = $1 AND removed_at IS NULL RETURNING id",
+                       "WHERE name = $1 AND removed_at IS NULL "
+                       "RETURNING id, pg_notify('" STORE_CHANNEL_TASKS "', name)",
                        name, err, errlen);
 }
 
@@ -715,7 +840,8 @@ int store_task_resume(store *s, const char *name, char *err, size_t errlen)
     return task_update(s, "resuming a task",
                        "UPDATE scheduled_tasks SET paused = false, "
                        " updated_at = CASE WHEN paused THEN now() ELSE updated_at END "
-                       "WHERE name = $1 AND removed_at IS NULL RETURNING id",
+                       "WHERE name = $1 AND removed_at IS NULL "
+                       "RETURNING id, pg_notify('" STORE_CHANNEL_TASKS "', name)",
                        name, err, errlen);
 }
 
@@ -739,7 +865,8 @@ int store_task_remove(store *s, const char *name, char *err, size_t errlen)
                        name);
     return task_update(s, "removing a task",
                        "UPDATE scheduled_tasks SET removed_at = coalesce(removed_at, now()), "
-                       " next_run_at = NULL, updated_at = now() WHERE name = $1 RETURNING id",
+                       " next_run_at = NULL, updated_at = now() WHERE name = $1 "
+                       "RETURNING id, pg_notify('" STORE_CHANNEL_TASKS "', name)",
                        name, err, errlen);
 }
 
@@ -864,7 +991,8 @@ int store_trigger(store *s, const char *name, const char *params_override_json, 
                       "SELECT t.id, t.name, t.task_type, t.connection_id, 'pending', 'manual', "
                       " t.priority, greatest(coalesce((t.retry_policy->>'max_attempts')::int, 1), "
                       " 1), t.task_params || coalesce($2::jsonb, '{}'::jsonb) "
-                      "FROM scheduled_tasks t WHERE t.name = $1 RETURNING id",
+                      "FROM scheduled_tasks t WHERE t.name = $1 "
+                      "RETURNING id, pg_notify('" STORE_CHANNEL_EXECUTIONS "', id::text)",
                       2, pv, err, errlen);
     if (!r)
         return -1;
@@ -1007,15 +1135,23 @@ int store_exec_start(store *s, const store_start *items, size_t n, store_start_i
     return 0;
 }
 
+/* `fast`: the worker made no store_exec_start (the execution is not
+ * running) but says when and where the attempt ran: the finish opens and
+ * closes the attempt itself, one write instead of two per task. */
 static const char finish_sql[] =
     "WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(ord int, id bigint, "
     "   status text, outcome text, result jsonb, error text, plugin text, state jsonb, "
-    "   not_before bigint)), "
+    "   not_before bigint, host text, pid int, started bigint)), "
     "locked AS (SELECT e.id, e.status AS was, e.attempt, e.scheduled_task_id, e.task_name, "
     "   e.task_type, e.connection_id FROM task_executions e "
     "   WHERE e.id = ANY (ARRAY(SELECT id FROM input)) ORDER BY e.id FOR UPDATE), "
-    "todo AS (SELECT DISTINCT ON (l.id) l.*, i.status, i.outcome, i.result, i.error, i.plugin, "
-    "   i.state, i.not_before FROM locked l JOIN input i ON i.id = l.id "
+    "todo AS (SELECT DISTINCT ON (l.id) l.*, i.status, i.result, i.error, i.plugin, "
+    "   i.state, i.not_before, i.host, i.pid, i.started, "
+    "   (l.was <> 'running' AND coalesce(i.started, 0) > 0) AS fast, "
+    "   coalesce(i.outcome, CASE i.status WHEN 'completed' THEN 'success' "
+    "     WHEN 'failed' THEN 'fail' WHEN 'cancelled' THEN 'cancelled' ELSE 'retry' END) "
+    "     AS outcome "
+    "   FROM locked l JOIN input i ON i.id = l.id "
     "   WHERE l.was NOT IN " TERMINAL " ORDER BY l.id, i.ord), "
     "upd AS (UPDATE task_executions e SET status = t.status, error_message = t.error, "
     "   result = CASE WHEN t.status = 'completed' THEN NULL ELSE t.result END, "
@@ -1023,12 +1159,20 @@ static const char finish_sql[] =
     "   cancelled_at = CASE WHEN t.status = 'cancelled' THEN now() ELSE e.cancelled_at END, "
     "   not_before = CASE WHEN t.status = 'scheduled' THEN " TS("t.not_before") " END, "
     "   scheduled_at = CASE WHEN t.status = 'scheduled' THEN now() ELSE e.scheduled_at END, "
+    "   attempt = CASE WHEN t.fast THEN e.attempt + 1 ELSE e.attempt END, "
+    "   started_at = CASE WHEN t.fast THEN " TS("t.started") " ELSE e.started_at END, "
+    "   worker = CASE WHEN t.fast THEN t.host ELSE e.worker END, "
     "   updated_at = now() FROM todo t WHERE e.id = t.id RETURNING e.id), "
     "att AS (UPDATE execution_attempts a SET finished_at = now(), error = t.error, "
-    "   outcome = coalesce(t.outcome, CASE t.status WHEN 'completed' THEN 'success' "
-    "     WHEN 'failed' THEN 'fail' WHEN 'cancelled' THEN 'cancelled' ELSE 'retry' END) "
-    "   FROM todo t WHERE a.execution_id = t.id AND a.attempt = t.attempt "
-    "   AND a.finished_at IS NULL), "
+    "   outcome = t.outcome FROM todo t WHERE NOT t.fast AND a.execution_id = t.id "
+    "   AND a.attempt = t.attempt AND a.finished_at IS NULL), "
+    "att_fast AS (INSERT INTO execution_attempts (execution_id, attempt, worker_host, "
+    "   worker_pid, started_at, finished_at, outcome, error) "
+    "   SELECT id, attempt + 1, host, pid, " TS("started") ", now(), outcome, error "
+    "   FROM todo WHERE fast), "
+    "tsk AS (UPDATE scheduled_tasks k SET last_run_at = greatest(k.last_run_at, f.started) "
+    "   FROM (SELECT scheduled_task_id, max(" TS("started") ") AS started FROM todo "
+    "         WHERE fast GROUP BY 1) f WHERE k.id = f.scheduled_task_id), "
     "res AS (INSERT INTO analysis_results (execution_id, scheduled_task_id, task_name, "
     "   connection_id, analysis_type, result) SELECT id, scheduled_task_id, task_name, "
     "   connection_id, task_type, result FROM todo "
@@ -1051,7 +1195,7 @@ static json_t *finish_json(const char *text, const char *what, int64_t id, char 
     if (!text)
         return json_null();
     json_error_t je;
-    json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
+    json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     if (!j)
         set_err(err, errlen, "execution %lld: the %s is not valid JSON (column %d: %s)",
                 (long long)id, what, je.column, je.text);
@@ -1074,10 +1218,12 @@ static json_t *finish_item_json(const store_finish *f, size_t ord, char *err, si
         json_decref(res);
         return NULL;
     }
-    return json_pack("{s:i, s:I, s:s, s:s?, s:o, s:s?, s:s?, s:o, s:I}", "ord", (int)ord, "id",
-                     (json_int_t)f->execution_id, "status", store_status_name(f->status),
-                     "outcome", f->outcome, "result", res, "error", f->error, "plugin", f->plugin,
-                     "state", st, "not_before", (json_int_t)f->not_before_ms);
+    return json_pack("{s:i, s:I, s:s, s:s?, s:o, s:s?, s:s?, s:o, s:I, s:s?, s:i, s:I}", "ord",
+                     (int)ord, "id", (json_int_t)f->execution_id, "status",
+                     store_status_name(f->status), "outcome", f->outcome, "result", res, "error",
+                     f->error, "plugin", f->plugin, "state", st, "not_before",
+                     (json_int_t)f->not_before_ms, "host", f->worker_host, "pid",
+                     (int)f->worker_pid, "started", (json_int_t)f->started_at_ms);
 }
 
 int store_finish_batch(store *s, const store_finish *items, size_t n, store_finish_rc *rc,
@@ -1130,7 +1276,8 @@ int store_exec_cancel(store *s, int64_t id, const char *reason, char *err, size_
                       "  outcome = 'cancelled', error = $2 FROM e WHERE x.execution_id = e.id "
                       "  AND x.attempt = e.attempt AND x.finished_at IS NULL) "
                       "SELECT (SELECT count(*) FROM e), "
-                      "  EXISTS (SELECT 1 FROM task_executions WHERE id = $1)",
+                      "  EXISTS (SELECT 1 FROM task_executions WHERE id = $1), "
+                      "  (SELECT count(pg_notify('" STORE_CHANNEL_CANCEL "', id::text)) FROM e)",
                       2, pv, err, errlen);
     if (!r)
         return -1;
@@ -1140,6 +1287,42 @@ int store_exec_cancel(store *s, int64_t id, const char *reason, char *err, size_
     if (!cancelled && !exists)
         return set_err(err, errlen, "execution %lld not found", (long long)id);
     return cancelled ? 1 : 0;
+}
+
+int store_exec_redrive(store *s, int64_t id, int64_t *new_id, char *err, size_t errlen)
+{
+    char a[24];
+    i64s(a, sizeof a, id);
+    const char *pv[] = {a};
+    PGresult *r = run(s, "re-driving an execution",
+                      "WITH n AS (INSERT INTO task_executions (scheduled_task_id, task_name, "
+                      "  task_type, connection_id, status, trigger, priority, max_attempts, "
+                      "  parameters, retry_of) SELECT scheduled_task_id, task_name, task_type, "
+                      "  connection_id, 'pending', 'retry', priority, max_attempts, parameters, "
+                      "  id FROM task_executions WHERE id = $1 AND status IN " TERMINAL " "
+                      "  RETURNING id, pg_notify('" STORE_CHANNEL_EXECUTIONS "', id::text)) "
+                      "SELECT (SELECT id FROM n), "
+                      "  (SELECT status FROM task_executions WHERE id = $1)",
+                      1, pv, err, errlen);
+    if (!r)
+        return -1;
+    int64_t made = gi64(r, 0, 0);
+    char *was = gstr(r, 0, 1);
+    PQclear(r);
+    int rc = 0;
+    if (!was) {
+        set_err(err, errlen, "execution %lld not found", (long long)id);
+        rc = 1;
+    } else if (!made) {
+        rc = set_err(err, errlen,
+                     "execution %lld is %s; only a finished execution (completed, failed, "
+                     "cancelled, skipped) can be run again",
+                     (long long)id, was);
+    } else if (new_id) {
+        *new_id = made;
+    }
+    free(was);
+    return rc;
 }
 
 int store_task_active(store *s, int64_t task_id, int64_t **ids, size_t *n, char *err,
@@ -1162,12 +1345,17 @@ int store_task_active(store *s, int64_t task_id, int64_t **ids, size_t *n, char 
     return 0;
 }
 
+/* FOR UPDATE without SKIP LOCKED, on purpose: a second recoverer waits for
+ * the first and then re-checks each row (READ COMMITTED re-evaluates the
+ * WHERE on the new row version), finds it `pending` and leaves it: exactly
+ * once. SKIP LOCKED would instead miss rows still locked by the transaction
+ * of a process that was just killed and not yet rolled back by the server. */
 static const char recover_sql[] =
     "WITH cand AS (SELECT id, status AS was FROM task_executions "
     "   WHERE (($1::text IS NULL AND status IN ('queued','running')) "
     "          OR ($1::text IS NOT NULL AND status = 'running' AND worker = $1) "
     "          OR ($2::boolean AND $1::text IS NULL AND status = 'scheduled')) "
-    "   ORDER BY id FOR UPDATE SKIP LOCKED), "
+    "   ORDER BY id FOR UPDATE), "
     "upd AS (UPDATE task_executions e SET status = 'pending', recovered_at = now(), "
     "   recovered_count = e.recovered_count + 1, updated_at = now() FROM cand c "
     "   WHERE e.id = c.id RETURNING e.id, e.scheduled_task_id, c.was, e.priority, e.attempt, "
@@ -1203,14 +1391,16 @@ int store_recover(store *s, const char *worker_host, bool include_scheduled,
 
 /* ---- reading executions ------------------------------------------------------------- */
 
-#define EXEC_COLS                                                                            \
-    "e.id, e.scheduled_task_id, e.task_name, e.task_type, e.connection_id, e.status, "       \
-    "e.trigger, e.priority, e.attempt, e.max_attempts, e.worker, e.parameters::text, "       \
-    "coalesce(r.result, e.result)::text, e.error_message, e.skipped_reason, " MS(            \
-        "e.scheduled_for") ", " MS("e.not_before") ", " MS("e.created_at") ", " MS(          \
-        "e.queued_at") ", " MS("e.scheduled_at") ", " MS("e.started_at") ", " MS(            \
-        "e.completed_at") ", " MS("e.cancelled_at") ", " MS("e.recovered_at") ", " MS(       \
-        "e.updated_at") ", r.id IS NOT NULL"
+/* The columns exec_from_row() reads, in its order (e: task_executions,
+ * r: its analysis_results row, if any). */
+#define EXEC_COLS                                                                   \
+    "e.id, e.scheduled_task_id, e.task_name, e.task_type, e.connection_id, "        \
+    "e.status, e.trigger, e.priority, e.attempt, e.max_attempts, e.worker, "        \
+    "e.parameters::text, coalesce(r.result, e.result)::text, e.error_message, "     \
+    "e.skipped_reason, " MS("e.scheduled_for") ", " MS("e.not_before") ", "         \
+    MS("e.created_at") ", " MS("e.queued_at") ", " MS("e.scheduled_at") ", "        \
+    MS("e.started_at") ", " MS("e.completed_at") ", " MS("e.cancelled_at") ", "     \
+    MS("e.recovered_at") ", " MS("e.updated_at") ", r.id IS NOT NULL, e.retry_of"
 
 static void exec_from_row(const PGresult *r, int i, store_execution *e)
 {
@@ -1237,6 +1427,7 @@ static void exec_from_row(const PGresult *r, int i, store_execution *e)
     for (int k = 0; k < 10; k++)
         *ts[k] = gi64(r, i, 15 + k);
     e->has_result = gbool(r, i, 25);
+    e->retry_of = gi64(r, i, 26);
 }
 
 void store_execution_clear(store_execution *e)
@@ -1385,16 +1576,24 @@ int store_plugin_state_set(store *s, const char *task_name, const char *plugin, 
 
 /* ---- retention ------------------------------------------------------------------------- */
 
+/* Finished executions completed before the cut-off, oldest ids first; the
+ * partial index task_executions_finished serves the range. */
 static const char retain_age_sql[] =
     "WITH v AS (SELECT id FROM task_executions WHERE status IN " TERMINAL " "
-    "   AND coalesce(completed_at, updated_at) < now() - $1::bigint * interval '1 millisecond' "
+    "   AND completed_at < now() - $1::bigint * interval '1 millisecond' "
     "   ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) "
     "DELETE FROM task_executions e USING v WHERE e.id = v.id";
 
+/* Per task, the id of its $1-th newest finished execution (an index scan of
+ * at most $1 entries on task_executions_history), then what is older. */
 static const char retain_count_sql[] =
-    "WITH ranked AS (SELECT id, row_number() OVER (PARTITION BY scheduled_task_id "
-    "   ORDER BY id DESC) AS rn FROM task_executions WHERE status IN " TERMINAL "), "
-    "v AS (SELECT id FROM ranked WHERE rn > $1::bigint ORDER BY id LIMIT $2) "
+    "WITH cut AS (SELECT t.id AS task, (SELECT e.id FROM task_executions e "
+    "   WHERE e.scheduled_task_id = t.id AND e.status IN " TERMINAL " "
+    "   ORDER BY e.id DESC OFFSET $1::bigint - 1 LIMIT 1) AS keep_from "
+    "   FROM scheduled_tasks t), "
+    "v AS (SELECT e.id FROM cut JOIN task_executions e ON e.scheduled_task_id = cut.task "
+    "   AND e.id < cut.keep_from WHERE e.status IN " TERMINAL " ORDER BY e.id LIMIT $2 "
+    "   FOR UPDATE OF e SKIP LOCKED) "
     "DELETE FROM task_executions e USING v WHERE e.id = v.id";
 
 static const char retain_results_sql[] =

@@ -23,11 +23,13 @@
  * milliseconds since the Unix epoch (0 means "not set" / SQL NULL).
  * Every function returns 0 (or a pointer) on success and -1 (or NULL) with
  * a message in err[0..errlen) on failure; a failed call leaves the store
- * usable (its transaction is rolled back).
+ * usable (its transaction is rolled back). A lost connection (server
+ * restart) fails the call that meets it; the next call reconnects.
  */
 #ifndef PGR_STORE_H
 #define PGR_STORE_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -62,6 +64,7 @@ bool store_status_terminal(store_status st);
  * NULL with err filled (the message never repeats the URL: it may hold a
  * password). Free with store_close(). */
 store *store_open(const char *url, char *err, size_t errlen);
+/* Close the connection and free s (NULL is fine). */
 void store_close(store *s);
 /* The underlying connection (owned by the store), for tests and read-only
  * queries such as reports. */
@@ -108,6 +111,7 @@ typedef struct store_task {
     int64_t last_fire_ms;    /* latest scheduled_for of its executions, 0: none */
 } store_task;
 
+/* Free what a store_task holds (not t itself) / an array of n and the array. */
 void store_task_clear(store_task *t);
 void store_tasks_free(store_task *tasks, size_t n);
 
@@ -203,13 +207,15 @@ typedef struct store_start_info {
     char *task_name, *task_type, *connection_id, *params_json; /* rc OK only; freed by store_start_info_clear */
 } store_start_info;
 
+/* Free the strings of one store_start_info (not info itself). */
 void store_start_info_clear(store_start_info *info);
 
 /* pending|queued|scheduled|running -> running for each item, in one
  * transaction: attempt+1, started_at, worker, a new execution_attempts row
  * (worker host and pid); an attempt left open (a lost worker's) is closed
- * with outcome 'lost'. info[i] (caller's array of n) gets each outcome.
- * Returns 0 or -1 (then nothing changed). */
+ * with outcome 'lost'. info[i] (caller's array of n) gets each outcome;
+ * clear each with store_start_info_clear. An id must not appear twice in
+ * one batch. Returns 0 or -1 (then nothing changed). */
 int store_exec_start(store *s, const store_start *items, size_t n, store_start_info *info,
                      char *err, size_t errlen);
 
@@ -225,6 +231,14 @@ typedef struct store_finish {
     const char *plugin;      /* owner of plugin_state, with state_json */
     const char *state_json;  /* new plugin state (JSON) or NULL; stored only when completed */
     int64_t not_before_ms;   /* status scheduled: when to retry */
+    /* The fast path: a worker that made no store_exec_start for this
+     * execution (it is still pending/queued/scheduled in the store) gives
+     * the attempt's start time and place here, and the finish records the
+     * whole attempt itself - one statement per batch instead of two. Ignored
+     * (0/NULL) when the execution is running. */
+    int64_t started_at_ms;
+    const char *worker_host;
+    pid_t worker_pid;
 } store_finish;
 
 typedef enum store_finish_rc {
@@ -239,7 +253,8 @@ typedef enum store_finish_rc {
  * and completed_at (or not_before for a retry) set. An execution already
  * in a terminal state is left alone (rc[i] = STORE_FINISH_ALREADY): this is
  * the exactly-once effect for redelivered items. rc (may be NULL) is the
- * caller's array of n. Returns 0, or -1 (nothing applied: a bad JSON text
+ * caller's array of n. An id given twice in one batch is finished once,
+ * with its first item (both report OK). Returns 0, or -1 (nothing applied: a bad JSON text
  * names the execution id). */
 int store_finish_batch(store *s, const store_finish *items, size_t n, store_finish_rc *rc,
                        char *err, size_t errlen);
@@ -250,6 +265,13 @@ int store_exec_finish(store *s, const store_finish *item, char *err, size_t errl
  * cancelled_at, error = reason; an open attempt is closed 'cancelled').
  * Returns 1 when cancelled now, 0 when already finished, or -1. */
 int store_exec_cancel(store *s, int64_t id, const char *reason, char *err, size_t errlen);
+
+/* Run a finished execution again (`queue dead retry`): a new execution of
+ * the same task with the same params and priority, trigger 'retry',
+ * retry_of = id, status pending, attempts from zero; the original stays as
+ * it was. *new_id (may be NULL) gets its id. Returns 0, 1 when there is no
+ * execution `id`, or -1 (it is not finished yet, or SQL). */
+int store_exec_redrive(store *s, int64_t id, int64_t *new_id, char *err, size_t errlen);
 
 /* Executions of a task not yet finished (pending, queued, scheduled,
  * running): their ids, oldest first, into *ids (caller frees). For the
@@ -267,14 +289,16 @@ typedef struct store_recovered {
     int64_t not_before_ms;   /* was scheduled: its due time */
 } store_recovered;
 
-/* Start-up recovery: executions left queued or running (and scheduled when
- * include_scheduled, for the in-process queue that lost its delayed set)
- * by a crash, optionally only those whose worker is `worker_host` (NULL: any;
- * queued ones have no worker and always qualify). In ONE UPDATE ... RETURNING
- * each goes back to `pending` with recovered_at set and its open attempt
- * closed as 'lost', so two concurrent callers never get the same row. The
- * caller re-enqueues them (store_exec_mark_queued / _mark_scheduled).
- * *out is the caller's to free(). Returns 0 or -1. */
+/* Start-up recovery. With worker_host NULL (embedded mode, in-process
+ * queue: everything in flight was lost): every execution left queued or
+ * running, plus scheduled ones when include_scheduled (the lost delayed
+ * set). With a worker_host (a worker host restarting next to a Redis that
+ * still holds the queued items): only that host's running executions.
+ * In ONE UPDATE ... RETURNING each goes back to `pending` with recovered_at
+ * set and its open attempt closed as 'lost'; two concurrent callers never
+ * get the same row. The caller re-enqueues them (store_exec_mark_queued /
+ * _mark_scheduled with was/not_before_ms). *out is the caller's to free().
+ * Returns 0 or -1. */
 int store_recover(store *s, const char *worker_host, bool include_scheduled,
                   store_recovered **out, size_t *n, char *err, size_t errlen);
 
@@ -299,10 +323,12 @@ typedef struct store_execution {
     int64_t created_at_ms, queued_at_ms, scheduled_at_ms, started_at_ms, completed_at_ms,
         cancelled_at_ms, recovered_at_ms, updated_at_ms;
     bool has_result;         /* a row in analysis_results */
+    int64_t retry_of;        /* trigger 'retry': the execution it re-runs; else 0 */
     store_attempt *attempts; /* store_exec_get only */
     size_t n_attempts;
 } store_execution;
 
+/* Free what an execution holds (not e) / an array of n and the array. */
 void store_execution_clear(store_execution *e);
 void store_executions_free(store_execution *e, size_t n);
 
@@ -334,6 +360,29 @@ int store_plugin_state_get(store *s, const char *task_name, const char *plugin, 
 int store_plugin_state_set(store *s, const char *task_name, const char *plugin, const char *json,
                            char *err, size_t errlen);
 
+/* ---- notifications -------------------------------------------------------- */
+
+/* Channels the store NOTIFYs on commit, so that a scheduler or queue can
+ * sleep until something changes instead of polling:
+ *   STORE_CHANNEL_TASKS       payload: a task name, or "*" after a sync that
+ *                             changed tasks (pause, resume, remove, create)
+ *   STORE_CHANNEL_EXECUTIONS  payload: the id of a new manual execution */
+#define STORE_CHANNEL_TASKS "pgreviewer_tasks"
+#define STORE_CHANNEL_EXECUTIONS "pgreviewer_executions"
+/* payload: the id of an execution just cancelled (store_exec_cancel), so
+ * the supervisor running it can stop it */
+#define STORE_CHANNEL_CANCEL "pgreviewer_cancel"
+
+/* LISTEN on `channel` (kept across reconnects; at most 8). Returns 0 or -1. */
+int store_listen(store *s, const char *channel, char *err, size_t errlen);
+/* The connection's socket, to poll() for POLLIN; changes after a reconnect,
+ * so ask again after each store call that failed. */
+int store_socket(store *s);
+/* Non-blocking: the next notification received, its channel and payload
+ * copied into the caller's buffers. Returns 1, 0 when none is pending, or
+ * -1 (connection lost: the next call reconnects). */
+int store_notification(store *s, char *channel, size_t clen, char *payload, size_t plen,
+                       char *err, size_t errlen);
 /* The state of (task_ids[i], plugins[i]) for i < n, in one query: json[i]
  * (caller's array of n; each string the caller frees) or NULL when none.
  * Returns 0 or -1 (then every json[i] is NULL). */
@@ -362,6 +411,10 @@ int store_retention(store *s, int64_t max_age_ms, int per_task, int batch,
 /* `pgreviewer task list|show|trigger|pause|resume|remove|history ...`;
  * argv[0] is the word after `task`. Returns the exit code (0, 1, 2 usage). */
 int cmd_task(const pgr_config *cfg, int argc, char **argv);
+/* A task / an execution (with its attempts when loaded) as the JSON that
+ * `--json` and the HTTP API print. New references. (core/cli_task.c) */
+json_t *store_task_json(const store_task *t);
+json_t *store_execution_json(const store_execution *e);
 /* `pgreviewer execution show ID [--json]`. */
 int cmd_execution(const pgr_config *cfg, int argc, char **argv);
 /* `pgreviewer db migrate`: applies the migrations and prints them. */

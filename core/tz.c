@@ -382,11 +382,18 @@ static size_t block_size(const tzif_counts *c, int tsize)
            (size_t)c->leap * (size_t)(tsize + 4) + c->isstd + c->isut;
 }
 
-/* Append a transition unless it changes nothing. */
+/* Append a transition unless it changes nothing. One at the same instant
+ * as the last replaces it (a rule's end of DST and next start can
+ * coincide: permanent DST). */
 static void push_transition(tz_zone *z, size_t *cap, int64_t at, int32_t off)
 {
+    if (z->n && at == z->times[z->n - 1]) {
+        z->n--;
+        push_transition(z, cap, at, off);
+        return;
+    }
     int32_t cur = z->n ? z->offs[z->n - 1] : z->initial;
-    if (off == cur || (z->n && at <= z->times[z->n - 1]))
+    if (off == cur || (z->n && at < z->times[z->n - 1]))
         return;
     if (z->n == *cap) {
         *cap = *cap ? *cap * 2 : 64;

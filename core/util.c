@@ -299,8 +299,8 @@ char *read_secret_file(const char *path, char *err, size_t errlen)
     if (!s)
         return NULL;
     char *nl = strpbrk(s, "\r\n");
-    if (nl)
-        *nl = '\0';
+    if (nl) /* wipe what follows the first line too: it may be secret */
+        explicit_bzero(nl, len - (size_t)(nl - s));
     if (!*s) {
         free(s);
         set_err(err, errlen, "%s: the file is empty", path);

@@ -72,4 +72,10 @@ char *read_secret_file(const char *path, char *err, size_t errlen);
 
 bool str_has_suffix(const char *s, const char *suffix);
 
+/* jansson flag for every JSON document we write out (frames, results,
+ * output): 15 significant digits, so that 1.1 prints as 1.1 and not as
+ * jansson's default 17-digit 1.1000000000000001. Use where <jansson.h> is
+ * included. */
+#define PGR_JSON_REAL JSON_REAL_PRECISION(15)
+
 #endif

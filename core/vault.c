@@ -476,39 +476,33 @@ static int parse_auth(const vresp *r, char **token, json_int_t *ttl, bool *renew
     return 0;
 }
 
-static int approle_request(vault_client *vc, vresp *r, const char *what, char *err, size_t errlen)
+/* read_secret_file() with the configuration key in the message. */
+static char *read_auth_file(const char *key, const char *path, char *err, size_t errlen)
 {
-    char *role_id = read_secret_file(vc->cfg->role_id_file, err, errlen);
-    if (!role_id)
-        return -1;
-    char *secret_id = read_secret_file(vc->cfg->secret_id_file, err, errlen);
-    if (!secret_id) {
-        wipe_free(role_id);
-        return -1;
-    }
+    char why[512];
+    char *s = read_secret_file(path, why, sizeof why);
+    if (!s)
+        set_err(err, errlen, "vault.auth.%s: %s", key, why);
+    return s;
+}
+
+/* POST the login and make sense of the answer. */
+static int approle_login(vault_client *vc, const char *role_id, const char *secret_id,
+                         char *err, size_t errlen)
+{
+    char what[160], text[512];
+    snprintf(what, sizeof what, "AppRole login (auth/%s/login)", vc->approle_mount);
     json_t *req = json_pack("{s:s, s:s}", "role_id", role_id, "secret_id", secret_id);
     char *body = json_dumps(req, JSON_COMPACT);
     vault_secret_free(req);
     char *path = xasprintf("auth/%s/login", vc->approle_mount);
-    int rc = http(vc, "POST", path, body, false, r, what, err, errlen);
+    vresp r;
+    int rc = http(vc, "POST", path, body, false, &r, what, err, errlen);
     free(path);
     wipe_free(body);
-    vault_redact(err, errlen, secret_id);
-    vault_redact(err, errlen, role_id);
-    wipe_free(secret_id);
-    wipe_free(role_id);
-    return rc;
-}
-
-static int auth_approle(vault_client *vc, char *err, size_t errlen)
-{
-    vresp r;
-    char what[160], text[512];
-    snprintf(what, sizeof what, "AppRole login (auth/%s/login)", vc->approle_mount);
-    if (approle_request(vc, &r, what, err, errlen) < 0)
+    if (rc < 0)
         return -1;
 
-    int rc = 0;
     char *token = NULL;
     json_int_t ttl = 0;
     bool renewable = false;
@@ -521,7 +515,7 @@ static int auth_approle(vault_client *vc, char *err, size_t errlen)
         errors_text(&r, text, sizeof text);
         rc = set_err(err, errlen,
                      "Vault AppRole login at %s (auth/%s/login) failed: HTTP %ld%s%s; check "
-                     "vault.auth.role_id_file, vault.auth.secret_id_file and the AppRole mount",
+                     "vault.auth.role_id_file, vault.auth.secret_id_file and vault.auth.mount",
                      vc->address, vc->approle_mount, r.status, text[0] ? ": " : "", text);
     } else {
         rc = http_error(vc, &r, what, err, errlen);
@@ -530,12 +524,34 @@ static int auth_approle(vault_client *vc, char *err, size_t errlen)
     return rc;
 }
 
+/* Read role_id and secret_id (again at every login: an orchestrator may
+ * have rotated the secret_id file) and log in. */
+static int auth_approle(vault_client *vc, char *err, size_t errlen)
+{
+    char *role_id = read_auth_file("role_id_file", vc->cfg->role_id_file, err, errlen);
+    if (!role_id)
+        return -1;
+    char *secret_id = read_auth_file("secret_id_file", vc->cfg->secret_id_file, err, errlen);
+    if (!secret_id) {
+        wipe_free(role_id);
+        return -1;
+    }
+    int rc = approle_login(vc, role_id, secret_id, err, errlen);
+    if (rc < 0) { /* in case Vault's error text echoes them */
+        vault_redact(err, errlen, secret_id);
+        vault_redact(err, errlen, role_id);
+    }
+    wipe_free(secret_id);
+    wipe_free(role_id);
+    return rc;
+}
+
 /* The token for token auth, and where it came from (for messages). */
 static char *find_token(const vault_client *vc, const char **source, char *err, size_t errlen)
 {
     if (vc->cfg->token_file) {
         *source = "vault.auth.token_file";
-        return read_secret_file(vc->cfg->token_file, err, errlen);
+        return read_auth_file("token_file", vc->cfg->token_file, err, errlen);
     }
     *source = "the VAULT_TOKEN environment variable";
     if (g_env_token)
@@ -557,6 +573,7 @@ static int auth_token(vault_client *vc, char *err, size_t errlen)
 
     vresp r;
     if (http(vc, "GET", "auth/token/lookup-self", NULL, true, &r, what, err, errlen) < 0) {
+        vault_redact(err, errlen, vc->token);
         drop_token(vc);
         return -1;
     }
@@ -579,8 +596,10 @@ static int auth_token(vault_client *vc, char *err, size_t errlen)
         rc = http_error(vc, &r, what, err, errlen);
     }
     resp_free(&r);
-    if (rc < 0)
+    if (rc < 0) {
+        vault_redact(err, errlen, vc->token);
         drop_token(vc);
+    }
     return rc;
 }
 
@@ -752,6 +771,10 @@ int vault_read_secret(vault_client *vc, const char *connection_id, json_t **data
         return -1;
     cache_entry *e = cache_find(vc, connection_id);
     if (e && mono_ms() < e->expires_ms) {
+        /* Keep the token alive even when reads are served from the cache;
+         * a failure here is reported by the next read that needs Vault. */
+        if (vc->token && vc->renew_due_ms && mono_ms() >= vc->renew_due_ms)
+            vault_maintain(vc, NULL, 0);
         *data = json_deep_copy(e->data);
         free(loc);
         return 0;

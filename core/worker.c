@@ -38,6 +38,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "report_store.h"
 #include "runtime.h"
 #include "store.h"
 #include "util.h"
@@ -730,8 +731,14 @@ static int flush_store(worker *w)
         fin *f = &wr->fins[i];
         if (f->stored)
             continue;
-        items[k] = (store_finish){f->it->id, f->status, f->att_outcome, f->result_json,
-                                  f->error, f->it->plugin, f->state_json, f->due_ms};
+        items[k] = (store_finish){.execution_id = f->it->id,
+                                  .status = f->status,
+                                  .outcome = f->att_outcome,
+                                  .result_json = f->result_json,
+                                  .error = f->error,
+                                  .plugin = f->it->plugin,
+                                  .state_json = f->state_json,
+                                  .not_before_ms = f->due_ms};
         of[k++] = f;
     }
     int rc = 0;
@@ -748,6 +755,14 @@ static int flush_store(worker *w)
                 if (frc[j] != STORE_FINISH_OK) {
                     of[j]->op = Q_ACK; /* finished elsewhere: drop ours */
                     of[j]->dup = true;
+                } else if (of[j]->status == STORE_COMPLETED && items[j].result_json &&
+                           report_store_from_result_text(wr->s, items[j].execution_id,
+                                                         items[j].result_json, err,
+                                                         sizeof err) < 0) {
+                    /* A report task's result also becomes rows of `reports`
+                     * (a no-op for any other result). */
+                    log_error("execution %lld: storing its report: %s",
+                              (long long)items[j].execution_id, err);
                 }
             }
         }

@@ -11,6 +11,7 @@
  */
 #include "la_agg.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,8 @@ static void *xrealloc(void *p, size_t n)
 static char *xstrndup(const char *s, size_t n)
 {
     char *d = xrealloc(NULL, n + 1);
-    memcpy(d, s, n);
+    if (n > 0)
+        memcpy(d, s, n);
     d[n] = '\0';
     return d;
 }
@@ -57,6 +59,8 @@ static void smap_grow(la_smap *m)
 
 la_sent *la_smap_get(la_smap *m, const char *key, size_t klen)
 {
+    if (key == NULL)
+        key = ""; /* an empty slice of a record may have no pointer */
     if ((m->n + 1) * 4 > m->cap * 3)
         smap_grow(m);
     uint64_t h = la_hash(key, klen);
@@ -92,7 +96,8 @@ static void smap_add(la_smap *m, la_str k, double v0, double v1)
         e->v[2] = v1;
 }
 
-static void smap_merge(la_smap *dst, const la_smap *src)
+/* Add src's numbers to dst's; v[max_at] is a maximum (-1: none). */
+static void smap_merge(la_smap *dst, const la_smap *src, int max_at)
 {
     for (size_t i = 0; i < src->cap; i++) {
         const la_sent *s = &src->e[i];
@@ -100,7 +105,7 @@ static void smap_merge(la_smap *dst, const la_smap *src)
             continue;
         la_sent *d = la_smap_get(dst, s->key, s->klen);
         for (int k = 0; k < LA_NV; k++)
-            d->v[k] = (k == 2) ? (s->v[k] > d->v[k] ? s->v[k] : d->v[k]) : d->v[k] + s->v[k];
+            d->v[k] = (k == max_at) ? (s->v[k] > d->v[k] ? s->v[k] : d->v[k]) : d->v[k] + s->v[k];
     }
 }
 
@@ -123,6 +128,15 @@ static la_str find_after(la_str s, const char *lit, size_t n)
     if (h == NULL)
         return (la_str){NULL, 0};
     return after(s, (size_t)(h - s.p) + n);
+}
+
+/* Durations are kept in integral microseconds (checkpoint times in
+ * integral milliseconds) held in doubles: sums of integers below 2^53 are
+ * exact, so the totals do not depend on the order in which threads add
+ * them up and two runs print the same figures. */
+static double micro(double x)
+{
+    return (double)llround(x * 1000.0);
 }
 
 /* A decimal number at the start of s; *used gets its length (0: none). */
@@ -171,7 +185,13 @@ static la_str quoted(la_str s)
 static la_sent *hour(la_agg *a, int64_t ts)
 {
     int64_t h = ts >= 0 ? ts / 3600000 : -1;
-    return la_smap_get(&a->hours, (const char *)&h, sizeof h);
+    if (a->hour_e != NULL && a->hour_last == h && a->hour_cap == a->hours.cap)
+        return a->hour_e;
+    la_sent *e = la_smap_get(&a->hours, (const char *)&h, sizeof h);
+    a->hour_last = h;
+    a->hour_cap = a->hours.cap;
+    a->hour_e = e;
+    return e;
 }
 
 /* ---- lifecycle ---- */
@@ -211,13 +231,15 @@ void la_agg_free(la_agg *a)
         free(a->slow[i].app);
     }
     free(a->slow);
-    la_smap *maps[] = {&a->q_type, &a->q_db, &a->q_user, &a->q_app, &a->err_state,
+    la_smap *maps[] = {&a->err_stmt, &a->q_dim, &a->q_type, &a->q_db, &a->q_user,
+                       &a->q_app, &a->err_state,
                        &a->err_class, &a->err_class_state, &a->lock_acq, &a->lock_wait,
                        &a->ckpt_reason, &a->tmp_stmt, &a->vac_tab, &a->an_tab, &a->conn_db,
                        &a->conn_user, &a->conn_host, &a->conn_dbuser, &a->sess_db,
                        &a->sess_user, &a->sess_app, &a->sess_host, &a->hours};
     for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
         la_smap_free(maps[i]);
+    free(a->pend_key);
     la_scratch_free(&a->norm);
     la_scratch_free(&a->tmp);
     free(a);
@@ -241,6 +263,7 @@ static void st_grow(la_agg *a)
     free(a->st);
     a->st = ne;
     a->st_cap = ncap;
+    memset(a->shapes, 0, sizeof a->shapes); /* slots moved */
 }
 
 static la_stmt *st_get(la_agg *a, const char *norm, size_t n, uint64_t h)
@@ -268,14 +291,20 @@ static void add_dur(la_stmt *s, double ms)
 {
     if (s->ndur == s->cdur) {
         s->cdur = s->cdur ? s->cdur * 2 : 4;
-        s->durs = xrealloc(s->durs, s->cdur * sizeof(double));
+        s->durs = xrealloc(s->durs, s->cdur * sizeof(float));
     }
-    s->durs[s->ndur++] = ms;
+    s->durs[s->ndur++] = (float)ms;
+}
+
+/* Order of the slowest list: by duration, then the earlier first. */
+static int slower(double ms, int64_t ts, const la_slow *than)
+{
+    return ms > than->ms || (ms == than->ms && ts < than->ts);
 }
 
 static void slow_insert(la_agg *a, double ms, int64_t ts, la_str q, const la_rec *r)
 {
-    if (a->nslow == a->top && ms <= a->slow[a->nslow - 1].ms)
+    if (a->nslow == a->top && !slower(ms, ts, &a->slow[a->nslow - 1]))
         return;
     if (a->nslow == a->top) {
         la_slow *x = &a->slow[--a->nslow];
@@ -285,7 +314,7 @@ static void slow_insert(la_agg *a, double ms, int64_t ts, la_str q, const la_rec
         free(x->app);
     }
     int i = a->nslow++;
-    while (i > 0 && a->slow[i - 1].ms < ms) {
+    while (i > 0 && slower(ms, ts, &a->slow[i - 1])) {
         a->slow[i] = a->slow[i - 1];
         i--;
     }
@@ -293,37 +322,143 @@ static void slow_insert(la_agg *a, double ms, int64_t ts, la_str q, const la_rec
                            xstrndup(r->user.p, r->user.n), xstrndup(r->app.p, r->app.n)};
 }
 
-static void on_statement(la_agg *a, const la_rec *r, double ms, la_str q)
+/*
+ * The shape of a raw statement: its bytes with every run of digits (with
+ * an optional '-' before it) that follows a character other than a letter,
+ * digit, '_', '$' or '-' masked.
+ * Those are exactly the runs normalization turns into '?', whatever their
+ * value, so two statements of the same shape normalize to the same text
+ * and the normalization can be skipped for the second one (pgbench-like
+ * workloads repeat a few shapes with different numbers). Statements with
+ * '"', '\\' or a block comment can change what precedes a run and are never
+ * cached. Returns 0 when the statement must not be cached.
+ */
+/* Byte classes for shape_hash: 1 digit, 2 needs a closer look. */
+static const unsigned char shape_cls[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
+    ['7'] = 1, ['8'] = 1, ['9'] = 1, ['"'] = 2, ['\\'] = 2, ['/'] = 2, ['-'] = 2,
+};
+
+static int shape_word(unsigned char c)
 {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '$' || c == '-';
+}
+
+static uint64_t shape_mix(uint64_t h, const char *p, size_t n)
+{
+    return (h ^ la_hash(p, n)) * 0x9e3779b97f4a7c15ull;
+}
+
+/* The segments between masked runs are hashed 8 bytes at a time (la_hash);
+ * the scan itself is one table lookup per byte. */
+static uint64_t shape_hash(const char *p, size_t n)
+{
+    uint64_t h = 0x243f6a8885a308d3ull ^ n;
+    size_t seg = 0, i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)p[i];
+        unsigned k = shape_cls[c];
+        if (k == 0) {
+            i++;
+            continue;
+        }
+        if (k == 2) {
+            if (c == '"' || c == '\\' || (c == '/' && i + 1 < n && p[i + 1] == '*'))
+                return 0;
+            if (!(c == '-' && i + 1 < n && p[i + 1] >= '0' && p[i + 1] <= '9')) {
+                i++;
+                continue;
+            }
+        }
+        if (i == 0 || shape_word((unsigned char)p[i - 1])) {
+            i++;
+            continue;
+        }
+        /* a number normalization turns into '?': mask it */
+        h = shape_mix(h, p + seg, i - seg);
+        i++;
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+        seg = i;
+    }
+    h = shape_mix(h, p + seg, n - seg);
+    return h ? h : 1;
+}
+
+static la_stmt *stmt_for(la_agg *a, la_str q)
+{
+    uint64_t sh = shape_hash(q.p, q.n);
+    la_shape *c = sh ? &a->shapes[sh & (LA_SHAPES - 1)] : NULL;
+    if (c != NULL && c->h == sh) {
+        a->shape_hits++;
+        return &a->st[c->slot];
+    }
     size_t n = la_norm_query(q.p, q.n, &a->norm);
     uint64_t h = la_hash(a->norm.buf, n);
     la_stmt *s = st_get(a, a->norm.buf, n, h);
-    if (s->count == 0) {
+    if (c != NULL) {
+        c = &a->shapes[sh & (LA_SHAPES - 1)]; /* st_get may have cleared it */
+        c->h = sh;
+        c->slot = (size_t)(s - a->st);
+    }
+    return s;
+}
+
+static void on_statement(la_agg *a, const la_rec *r, double ms, la_str q)
+{
+    la_stmt *s = stmt_for(a, q);
+    if (s->count == 0 || (r->ts_ms >= 0 && r->ts_ms < s->first_ts)) {
+        free(s->db);
+        free(s->user);
+        free(s->app);
         s->db = xstrndup(r->db.p, r->db.n);
         s->user = xstrndup(r->user.p, r->user.n);
         s->app = xstrndup(r->app.p, r->app.n);
+        s->first_ts = r->ts_ms;
     }
     s->count++;
     s->total += ms;
     if (ms < s->min)
         s->min = ms;
-    if (ms > s->max || s->example == NULL) {
-        if (ms > s->max)
-            s->max = ms;
+    if (ms > s->max || s->example == NULL || (ms == s->max && r->ts_ms < s->max_ts)) {
+        s->max = ms;
+        s->max_ts = r->ts_ms;
         free(s->example);
         s->example = xstrndup(q.p, q.n > 4096 ? 4096 : q.n);
     }
     add_dur(s, ms);
     a->q_total++;
     a->q_ms += ms;
-    smap_add(&a->q_type, (la_str){s->type, strlen(s->type)}, 1, ms);
-    smap_add(&a->q_db, r->db, 1, ms);
-    smap_add(&a->q_user, r->user, 1, ms);
-    smap_add(&a->q_app, r->app, 1, ms);
+    char key[1024];
+    size_t tl = strlen(s->type);
+    if (tl + r->db.n + r->user.n + r->app.n + 3 <= sizeof key) {
+        char *k = key;
+        memcpy(k, s->type, tl);
+        k += tl;
+        *k++ = '\x01';
+        if (r->db.n > 0)
+            memcpy(k, r->db.p, r->db.n);
+        k += r->db.n;
+        *k++ = '\x01';
+        if (r->user.n > 0)
+            memcpy(k, r->user.p, r->user.n);
+        k += r->user.n;
+        *k++ = '\x01';
+        if (r->app.n > 0)
+            memcpy(k, r->app.p, r->app.n);
+        k += r->app.n;
+        smap_add(&a->q_dim, (la_str){key, (size_t)(k - key)}, 1, ms);
+    } else {
+        smap_add(&a->q_type, (la_str){s->type, tl}, 1, ms);
+        smap_add(&a->q_db, r->db, 1, ms);
+        smap_add(&a->q_user, r->user, 1, ms);
+        smap_add(&a->q_app, r->app, 1, ms);
+    }
     la_sent *hr = hour(a, r->ts_ms);
     hr->v[0]++;
     hr->v[1] += ms;
-    if (a->nslow < a->top || ms > a->slow[a->nslow - 1].ms)
+    if (a->nslow < a->top || slower(ms, r->ts_ms, &a->slow[a->nslow - 1]))
         slow_insert(a, ms, r->ts_ms, q, r);
 }
 
@@ -332,7 +467,7 @@ static void on_duration(la_agg *a, const la_rec *r)
 {
     la_str m = after(r->msg, 10);
     size_t used;
-    double ms = num(m, &used);
+    double ms = micro(num(m, &used));
     if (used == 0)
         return;
     m = after(m, used);
@@ -415,7 +550,7 @@ static void on_disconnection(la_agg *a, const la_rec *r)
     double s = num(t3, &u3);
     if (!u1 || !u2 || !u3)
         return;
-    double ms = ((h * 60 + mi) * 60 + s) * 1000.0;
+    double ms = micro(((h * 60 + mi) * 60 + s) * 1000.0);
     la_str user = kv(r->msg, "user=", 5), db = kv(r->msg, "database=", 9);
     la_str host = kv(r->msg, "host=", 5);
     a->sess_n++;
@@ -446,7 +581,7 @@ static void on_ckpt_complete(la_agg *a, const la_rec *r)
             return;
         size_t used;
         double x = num(v, &used);
-        *(double *)((char *)a + f[i].off) += x;
+        *(double *)((char *)a + f[i].off) += micro(x);
         m = after(v, used);
     }
 }
@@ -463,19 +598,74 @@ static void on_ckpt_start(la_agg *a, const la_rec *r, size_t skip)
 
 /* ---- temporary files ---- */
 
-static void tmp_attach(la_agg *a, la_str stmt)
+/* The normalized statement text, or "" for none; valid until the next
+ * normalization. */
+static la_str norm_stmt(la_agg *a, la_str stmt)
 {
-    la_str key = {"", 0};
-    if (stmt.n > 0) {
-        size_t n = la_norm_query(stmt.p, stmt.n, &a->norm);
-        key = (la_str){a->norm.buf, n};
-    }
+    if (stmt.n == 0)
+        return (la_str){"", 0};
+    size_t n = la_norm_query(stmt.p, stmt.n, &a->norm);
+    return (la_str){a->norm.buf, n};
+}
+
+static void tmp_attach(la_agg *a, double size, la_str stmt)
+{
+    la_str key = norm_stmt(a, stmt);
     la_sent *e = la_smap_get(&a->tmp_stmt, key.p, key.n);
     e->v[0]++;
-    e->v[1] += a->tmp_size;
-    if (a->tmp_size > e->v[2])
-        e->v[2] = a->tmp_size;
-    a->tmp_pending = 0;
+    e->v[1] += size;
+    if (size > e->v[2])
+        e->v[2] = size;
+}
+
+static void err_attach(la_agg *a, const char *ckey, size_t cklen, la_str stmt)
+{
+    if (stmt.n == 0)
+        return;
+    la_str q = norm_stmt(a, stmt);
+    char *key = xrealloc(NULL, cklen + 1 + q.n);
+    memcpy(key, ckey, cklen);
+    key[cklen] = '\x02';
+    memcpy(key + cklen + 1, q.p, q.n);
+    la_smap_get(&a->err_stmt, key, cklen + 1 + q.n)->v[0]++;
+    free(key);
+}
+
+/* Close the pending event with stmt (empty: it had none). */
+static void pend_close(la_agg *a, la_str stmt)
+{
+    if (a->pend_kind == 1)
+        tmp_attach(a, a->pend_size, stmt);
+    else if (a->pend_kind == 2)
+        err_attach(a, a->pend_key, a->pend_klen, stmt);
+    free(a->pend_key);
+    a->pend_key = NULL;
+    a->pend_kind = 0;
+}
+
+/* Route a record to the pending event. Returns 1 when the record was a
+ * line of that event (DETAIL, HINT, CONTEXT, STATEMENT, ...) */
+static int pend_take(la_agg *a, const la_rec *r)
+{
+    if (a->pend_kind == 0)
+        return 0;
+    if (r->pid == a->pend_pid) {
+        switch (r->level) {
+        case LA_LV_STATEMENT:
+            pend_close(a, r->msg);
+            return 1;
+        case LA_LV_DETAIL:
+        case LA_LV_HINT:
+        case LA_LV_CONTEXT:
+        case LA_LV_QUERY:
+        case LA_LV_LOCATION:
+            return 0; /* still the same event: keep waiting */
+        default:
+            break;
+        }
+    }
+    pend_close(a, (la_str){"", 0});
+    return 0;
 }
 
 static void on_temp_file(la_agg *a, const la_rec *r)
@@ -489,17 +679,18 @@ static void on_temp_file(la_agg *a, const la_rec *r)
     if (size > a->tmp_max)
         a->tmp_max = size;
     hour(a, r->ts_ms)->v[5]++;
-    a->tmp_size = size;
-    a->tmp_pid = r->pid;
-    a->tmp_pending = 1;
-    if (r->statement.n > 0)
-        tmp_attach(a, r->statement);
+    if (r->statement.n > 0) { /* csvlog, jsonlog */
+        tmp_attach(a, size, r->statement);
+        return;
+    }
+    a->pend_kind = 1;
+    a->pend_pid = r->pid;
+    a->pend_size = size;
 }
 
 void la_agg_flush(la_agg *a)
 {
-    if (a->tmp_pending)
-        tmp_attach(a, (la_str){"", 0});
+    pend_close(a, (la_str){"", 0});
 }
 
 /* ---- autovacuum, locks ---- */
@@ -537,7 +728,7 @@ static void on_process(la_agg *a, const la_rec *r)
     }
     la_str type = word(w, ' ');
     la_str af = find_after(w, " after ", 7);
-    double ms = af.p ? num(af, NULL) : 0;
+    double ms = af.p ? micro(num(af, NULL)) : 0;
     if (acquired) {
         smap_add(&a->lock_acq, type, 1, ms);
     } else {
@@ -577,6 +768,14 @@ static void on_error(la_agg *a, const la_rec *r)
     memcpy(key + ll + 1, a->tmp.buf, n);
     la_sent *e = la_smap_get(&a->err_class, key, ll + 1 + n);
     e->v[0]++;
+    if (r->statement.n > 0) {
+        err_attach(a, key, ll + 1 + n, r->statement); /* csvlog, jsonlog */
+    } else {
+        a->pend_kind = 2;
+        a->pend_pid = r->pid;
+        a->pend_key = xstrndup(key, ll + 1 + n);
+        a->pend_klen = ll + 1 + n;
+    }
     if (r->sqlstate.n > 0) {
         key[ll + 1 + n] = '\x01';
         memcpy(key + ll + 2 + n, r->sqlstate.p, r->sqlstate.n);
@@ -647,12 +846,9 @@ void la_agg_record(la_agg *a, const la_rec *r)
         if (r->ts_ms > a->last_ts)
             a->last_ts = r->ts_ms;
     }
-    if (a->tmp_pending) {
-        if (r->level == LA_LV_STATEMENT && r->pid == a->tmp_pid) {
-            tmp_attach(a, r->msg);
-            return;
-        }
-        tmp_attach(a, (la_str){"", 0});
+    if (pend_take(a, r)) {
+        a->by_level[LA_LV_STATEMENT]++;
+        return;
     }
     if (r->level < LA_LV_COUNT)
         a->by_level[r->level]++;
@@ -671,6 +867,29 @@ void la_agg_record(la_agg *a, const la_rec *r)
     }
 }
 
+void la_agg_finish(la_agg *a)
+{
+    la_smap *dst[4] = {&a->q_type, &a->q_db, &a->q_user, &a->q_app};
+    for (size_t i = 0; i < a->q_dim.cap; i++) {
+        const la_sent *e = &a->q_dim.e[i];
+        if (e->key == NULL)
+            continue;
+        const char *p = e->key, *end = e->key + e->klen;
+        for (int d = 0; d < 4; d++) {
+            const char *sep = d < 3 ? memchr(p, '\x01', (size_t)(end - p)) : end;
+            if (sep == NULL)
+                break;
+            la_sent *t = la_smap_get(dst[d], p, (size_t)(sep - p));
+            t->v[0] += e->v[0];
+            t->v[1] += e->v[1];
+            if (e->v[2] > t->v[2])
+                t->v[2] = e->v[2];
+            p = sep + 1;
+        }
+    }
+    la_smap_free(&a->q_dim);
+}
+
 void la_agg_unparsed(la_agg *a, size_t nlines)
 {
     a->unparsed += nlines;
@@ -687,7 +906,11 @@ void la_agg_add_input(la_agg *a, uint64_t bytes, uint64_t lines)
 static void merge_stmt(la_agg *dst, la_stmt *s)
 {
     la_stmt *d = st_get(dst, s->norm, s->nlen, s->h);
-    if (d->count == 0) {
+    if (d->count == 0 || s->first_ts < d->first_ts) {
+        free(d->db);
+        free(d->user);
+        free(d->app);
+        d->first_ts = s->first_ts;
         d->db = s->db;
         d->user = s->user;
         d->app = s->app;
@@ -697,9 +920,9 @@ static void merge_stmt(la_agg *dst, la_stmt *s)
     d->total += s->total;
     if (s->min < d->min)
         d->min = s->min;
-    if (s->max > d->max || d->example == NULL) {
-        if (s->max > d->max)
-            d->max = s->max;
+    if (s->max > d->max || d->example == NULL || (s->max == d->max && s->max_ts < d->max_ts)) {
+        d->max = s->max;
+        d->max_ts = s->max_ts;
         free(d->example);
         d->example = s->example;
         s->example = NULL;
@@ -722,6 +945,7 @@ void la_agg_merge(la_agg *dst, la_agg *src)
         if (src->st[i].norm)
             merge_stmt(dst, &src->st[i]);
     dst->q_total += src->q_total;
+    dst->shape_hits += src->shape_hits;
     dst->q_ms += src->q_ms;
     dst->bind_n += src->bind_n;
     dst->bind_ms += src->bind_ms;
@@ -758,18 +982,20 @@ void la_agg_merge(la_agg *dst, la_agg *src)
     dst->conn_n += src->conn_n;
     dst->sess_n += src->sess_n;
     dst->sess_ms += src->sess_ms;
-    la_smap *d[] = {&dst->q_type, &dst->q_db, &dst->q_user, &dst->q_app, &dst->err_state,
+    la_smap *d[] = {&dst->err_stmt, &dst->q_dim, &dst->q_type, &dst->q_db, &dst->q_user,
+                    &dst->q_app, &dst->err_state,
                     &dst->err_class, &dst->err_class_state, &dst->lock_acq, &dst->lock_wait,
                     &dst->ckpt_reason, &dst->tmp_stmt, &dst->vac_tab, &dst->an_tab,
                     &dst->conn_db, &dst->conn_user, &dst->conn_host, &dst->conn_dbuser,
                     &dst->sess_db, &dst->sess_user, &dst->sess_app, &dst->sess_host,
                     &dst->hours};
-    la_smap *s[] = {&src->q_type, &src->q_db, &src->q_user, &src->q_app, &src->err_state,
+    la_smap *s[] = {&src->err_stmt, &src->q_dim, &src->q_type, &src->q_db, &src->q_user,
+                    &src->q_app, &src->err_state,
                     &src->err_class, &src->err_class_state, &src->lock_acq, &src->lock_wait,
                     &src->ckpt_reason, &src->tmp_stmt, &src->vac_tab, &src->an_tab,
                     &src->conn_db, &src->conn_user, &src->conn_host, &src->conn_dbuser,
                     &src->sess_db, &src->sess_user, &src->sess_app, &src->sess_host,
                     &src->hours};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
-        smap_merge(d[i], s[i]);
+        smap_merge(d[i], s[i], d[i] == &dst->hours ? -1 : 2);
 }

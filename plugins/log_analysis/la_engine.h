@@ -32,7 +32,7 @@ typedef struct la_str {
     size_t n;
 } la_str;
 
-enum la_format { LA_FMT_AUTO = 0, LA_FMT_STDERR, LA_FMT_CSV, LA_FMT_JSON };
+enum la_format { LA_FMT_AUTO = 0, LA_FMT_STDERR, LA_FMT_CSV, LA_FMT_JSON, LA_FMT_SYSLOG };
 
 enum la_level {
     LA_LV_NONE = 0,
@@ -102,6 +102,11 @@ size_t la_csv_record_len(const char *p, size_t len);
 /* Parse "YYYY-MM-DD HH:MM:SS[.fff]" at p; returns epoch ms or -1. */
 int64_t la_parse_ts(const char *p, size_t len);
 
+/* The syslog header of a line ("Mmm dd hh:mm:ss host ident[pid]: [N-M] "):
+ * returns the offset of the text after it and fills pid, N and M, or 0
+ * when the line has no such header. */
+size_t la_parse_syslog_header(const char *p, size_t n, int *pid, long *seq, long *chunk);
+
 /* Guess the format of a buffer's first lines; LA_FMT_AUTO when unsure. */
 int la_detect_format(const char *p, size_t len);
 
@@ -125,9 +130,13 @@ uint64_t la_hash(const char *p, size_t n);
 
 typedef struct la_agg la_agg;
 
+/* A new, empty aggregate keeping `top` entries in its top-N lists. Never
+ * returns NULL: out of memory in the engine aborts the process (the
+ * executor that runs the plugin is recycled by the host). Free it with
+ * la_agg_free(), which accepts NULL. */
 la_agg *la_agg_new(int top);
 void la_agg_free(la_agg *a);
-/* Account one record. */
+/* Account one record. The record's slices are not kept. */
 void la_agg_record(la_agg *a, const la_rec *r);
 /* Account an input line that no parser recognized. */
 void la_agg_unparsed(la_agg *a, size_t nlines);
@@ -139,8 +148,10 @@ void la_agg_add_input(la_agg *a, uint64_t bytes, uint64_t lines);
 
 /* ---- la_output.c ---- */
 
-/* The result document as JSON text (malloc'd, caller frees). `files_json`
- * is a JSON array describing the inputs (may be NULL). */
+/* The result document as JSON text (malloc'd, caller frees), or NULL when
+ * jansson runs out of memory. `files_json` is a JSON array describing the
+ * inputs (may be NULL). Spreads the aggregate's per-statement dimensions
+ * first (la_agg_finish), so call it once per aggregate. */
 char *la_output_json(la_agg *a, const char *files_json, double seconds, int full_detail);
 
 /* ---- la_run.c ---- */
@@ -149,15 +160,18 @@ char *la_output_json(la_agg *a, const char *files_json, double seconds, int full
  * state or NULL. On success returns 0 with *result and *new_state set
  * (malloc'd JSON, caller frees). On failure returns -1 (invalid params,
  * unreadable file: *retryable = 0; a transient error: 1) with err filled.
- * cancelled (may be NULL) is polled between chunks. */
-int la_run(const char *params_json, const char *state_json, int (*cancelled)(void *),
-           void *cancel_arg, char **result, char **new_state, int *retryable, char *err,
+ * poll (may be NULL) is called from the calling thread only, after each
+ * read of up to 8 MB, with the fraction done (0..1; gzip files count as 8
+ * times their compressed size); a non-zero return cancels the run (a
+ * retryable failure). */
+int la_run(const char *params_json, const char *state_json, int (*poll)(void *, double),
+           void *poll_arg, char **result, char **new_state, int *retryable, char *err,
            size_t errlen);
 
 /* A feeder turns a buffer of log text into records for one la_agg. */
 typedef struct la_feeder {
     la_agg *agg;
-    int format;           /* LA_FMT_STDERR, _CSV or _JSON */
+    int format;           /* LA_FMT_STDERR, _CSV, _JSON or _SYSLOG */
     const la_prefix *px;  /* stderr only */
     int64_t skip_upto_ms; /* records at or before this time are skipped; -1 none */
     uint64_t lines;       /* lines consumed so far */

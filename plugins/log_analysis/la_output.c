@@ -21,6 +21,13 @@ static json_t *jms(double v)
     return json_real(round(v * 1000.0) / 1000.0);
 }
 
+/* A duration kept in integral microseconds, as milliseconds (and a
+ * checkpoint time kept in milliseconds, as seconds). */
+static json_t *jus(double v)
+{
+    return jms(v / 1000.0);
+}
+
 static json_t *jts(int64_t ms)
 {
     if (ms < 0)
@@ -80,27 +87,56 @@ static json_t *map_count_sum(const la_smap *m, const char *what, int integer_sum
         json_t *k = jtext(name_or_unknown(e), e->klen > 0 ? e->klen : 9);
         json_t *v = json_pack("{s:I}", "count", (json_int_t)e->v[0]);
         json_object_set_new(v, what,
-                            integer_sum ? json_integer((json_int_t)llround(e->v[1])) : jms(e->v[1]));
+                            integer_sum ? json_integer((json_int_t)llround(e->v[1] / 1000.0)) : jus(e->v[1]));
         json_object_set_new(o, json_string_value(k), v);
         json_decref(k);
     }
     return o;
 }
 
-static int cmp_double(const void *a, const void *b)
+/* The k-th smallest of v[0..n) (quickselect; reorders v). */
+static double kth(float *v, size_t n, size_t k)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float pivot = v[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < pivot)
+                i++;
+            while (v[j] > pivot)
+                j--;
+            if (i <= j) {
+                float t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return v[k];
+    }
+    return v[k];
 }
 
-/* The 95th percentile (nearest rank) of s's durations; sorts them. */
+/* The 95th percentile (nearest rank) of s's durations, computed once. */
 static double p95(la_stmt *s)
 {
     if (s->ndur == 0)
         return 0;
-    qsort(s->durs, s->ndur, sizeof(double), cmp_double);
-    size_t rank = (size_t)ceil(0.95 * (double)s->ndur);
-    return s->durs[rank > 0 ? rank - 1 : 0];
+    if (!s->p95_done) {
+        size_t rank = (size_t)ceil(0.95 * (double)s->ndur);
+        s->p95 = kth(s->durs, s->ndur, rank > 0 ? rank - 1 : 0);
+        s->p95_done = 1;
+    }
+    return s->p95;
 }
 
 static json_t *stmt_json(la_stmt *s)
@@ -109,11 +145,11 @@ static json_t *stmt_json(la_stmt *s)
     json_object_set_new(o, "query", jtext(s->norm, s->nlen));
     json_object_set_new(o, "type", json_string(s->type));
     json_object_set_new(o, "count", json_integer(s->count));
-    json_object_set_new(o, "total_ms", jms(s->total));
-    json_object_set_new(o, "min_ms", jms(s->min));
-    json_object_set_new(o, "max_ms", jms(s->max));
-    json_object_set_new(o, "avg_ms", jms(s->total / (double)s->count));
-    json_object_set_new(o, "p95_ms", jms(p95(s)));
+    json_object_set_new(o, "total_ms", jus(s->total));
+    json_object_set_new(o, "min_ms", jus(s->min));
+    json_object_set_new(o, "max_ms", jus(s->max));
+    json_object_set_new(o, "avg_ms", jus(s->total / (double)s->count));
+    json_object_set_new(o, "p95_ms", jus(p95(s)));
     json_object_set_new(o, "example", jtext(s->example, strlen(s->example)));
     json_object_set_new(o, "database", jtext(s->db, strlen(s->db)));
     json_object_set_new(o, "user", jtext(s->user, strlen(s->user)));
@@ -158,13 +194,14 @@ static json_t *queries_json(la_agg *a, int full)
 {
     json_t *q = json_object();
     json_object_set_new(q, "total", json_integer(a->q_total));
-    json_object_set_new(q, "total_duration_ms", jms(a->q_ms));
+    json_object_set_new(q, "total_duration_ms", jus(a->q_ms));
     json_object_set_new(q, "bind", json_pack("{s:I,s:o}", "count", (json_int_t)a->bind_n,
-                                             "duration_ms", jms(a->bind_ms)));
+                                             "duration_ms", jus(a->bind_ms)));
     json_object_set_new(q, "parse", json_pack("{s:I,s:o}", "count", (json_int_t)a->parse_n,
-                                              "duration_ms", jms(a->parse_ms)));
+                                              "duration_ms", jus(a->parse_ms)));
     json_object_set_new(q, "by_type", map_count_sum(&a->q_type, "duration_ms", 0));
     json_object_set_new(q, "distinct_normalized", json_integer((json_int_t)a->st_n));
+    json_object_set_new(q, "shape_cache_hits", json_integer((json_int_t)a->shape_hits));
     json_object_set_new(q, "by_database", map_count_sum(&a->q_db, "duration_ms", 0));
     json_object_set_new(q, "by_user", map_count_sum(&a->q_user, "duration_ms", 0));
     json_object_set_new(q, "by_application", map_count_sum(&a->q_app, "duration_ms", 0));
@@ -184,7 +221,7 @@ static json_t *queries_json(la_agg *a, int full)
     for (int i = 0; i < a->nslow; i++) {
         la_slow *s = &a->slow[i];
         json_array_append_new(
-            slow, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "duration_ms", jms(s->ms), "ts",
+            slow, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "duration_ms", jus(s->ms), "ts",
                             jts(s->ts), "query", jtext(s->query, strlen(s->query)), "database",
                             jtext(s->db, strlen(s->db)), "user", jtext(s->user, strlen(s->user)),
                             "application", jtext(s->app, strlen(s->app))));
@@ -208,6 +245,39 @@ static int cmp_class(const void *a, const void *b)
                   json_string_value(json_object_get(y, "message_class")));
 }
 
+static int cmp_stmt_count(const void *a, const void *b)
+{
+    const la_sent *x = *(la_sent *const *)a, *y = *(la_sent *const *)b;
+    if (x->v[0] != y->v[0])
+        return x->v[0] < y->v[0] ? 1 : -1;
+    return strcmp(x->key, y->key);
+}
+
+/* The statements behind one error class (key "LEVEL\x01class"): the 5 most
+ * frequent, normalized. */
+static json_t *error_statements(la_agg *a, const la_sent *cls)
+{
+    la_sent *top[6];
+    size_t n = 0;
+    for (size_t j = 0; j < a->err_stmt.cap; j++) {
+        la_sent *s = &a->err_stmt.e[j];
+        if (s->key == NULL || s->klen <= cls->klen || s->key[cls->klen] != '\x02' ||
+            memcmp(s->key, cls->key, cls->klen) != 0)
+            continue;
+        top[n++] = s;
+        qsort(top, n, sizeof(top[0]), cmp_stmt_count);
+        if (n > 5)
+            n = 5;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:o,s:I}", "query",
+                                             jtext(top[i]->key + cls->klen + 1,
+                                                   top[i]->klen - cls->klen - 1),
+                                             "count", (json_int_t)top[i]->v[0]));
+    return arr;
+}
+
 static json_t *error_classes(la_agg *a)
 {
     size_t n = 0;
@@ -225,9 +295,10 @@ static json_t *error_classes(la_agg *a)
                 s->key[e->klen] == '\x01')
                 json_array_append_new(states, jtext(s->key + e->klen + 1, s->klen - e->klen - 1));
         }
-        v[n++] = json_pack("{s:o,s:o,s:I,s:o}", "message_class",
+        v[n++] = json_pack("{s:o,s:o,s:I,s:o,s:o}", "message_class",
                            jtext(sep + 1, e->klen - ll - 1), "level", jtext(e->key, ll), "count",
-                           (json_int_t)e->v[0], "sqlstate", states);
+                           (json_int_t)e->v[0], "sqlstate", states, "statements",
+                           error_statements(a, e));
     }
     if (v != NULL)
         qsort(v, n, sizeof(*v), cmp_class);
@@ -279,13 +350,13 @@ static json_t *checkpoints_json(la_agg *a)
     json_object_set_new(o, "total", json_integer(a->ckpt_n));
     json_object_set_new(o, "by_reason", map_counts(&a->ckpt_reason));
     json_object_set_new(o, "restartpoints", json_integer(a->restart_n));
-    json_object_set_new(o, "buffers_written", json_integer((json_int_t)a->ckpt_buf));
-    json_object_set_new(o, "write_s", jms(a->ckpt_write));
-    json_object_set_new(o, "sync_s", jms(a->ckpt_sync));
-    json_object_set_new(o, "total_s", jms(a->ckpt_total));
-    json_object_set_new(o, "wal_files_added", json_integer((json_int_t)a->wal_add));
-    json_object_set_new(o, "wal_files_removed", json_integer((json_int_t)a->wal_rem));
-    json_object_set_new(o, "wal_files_recycled", json_integer((json_int_t)a->wal_rec));
+    json_object_set_new(o, "buffers_written", json_integer((json_int_t)llround(a->ckpt_buf / 1000.0)));
+    json_object_set_new(o, "write_s", jus(a->ckpt_write));
+    json_object_set_new(o, "sync_s", jus(a->ckpt_sync));
+    json_object_set_new(o, "total_s", jus(a->ckpt_total));
+    json_object_set_new(o, "wal_files_added", json_integer((json_int_t)llround(a->wal_add / 1000.0)));
+    json_object_set_new(o, "wal_files_removed", json_integer((json_int_t)llround(a->wal_rem / 1000.0)));
+    json_object_set_new(o, "wal_files_recycled", json_integer((json_int_t)llround(a->wal_rec / 1000.0)));
     json_object_set_new(o, "too_frequent_warnings", json_integer(a->ckpt_freq));
     return o;
 }
@@ -334,7 +405,7 @@ static json_t *conn_json(la_agg *a)
 static json_t *sess_json(la_agg *a)
 {
     return json_pack("{s:I,s:I,s:o,s:o,s:o,s:o}", "total", (json_int_t)a->sess_n,
-                     "total_duration_ms", (json_int_t)llround(a->sess_ms), "by_database",
+                     "total_duration_ms", (json_int_t)llround(a->sess_ms / 1000.0), "by_database",
                      map_count_sum(&a->sess_db, "duration_ms", 1), "by_user",
                      map_count_sum(&a->sess_user, "duration_ms", 1), "by_application",
                      map_count_sum(&a->sess_app, "duration_ms", 1), "by_host",
@@ -366,7 +437,7 @@ static json_t *hourly_json(la_agg *a)
         json_array_append_new(
             arr, json_pack("{s:o,s:I,s:o,s:I,s:I,s:I,s:I,s:I,s:I}", "hour",
                            jts(h < 0 ? -1 : h * 3600000), "queries", (json_int_t)x[0],
-                           "query_duration_ms", jms(x[1]), "errors", (json_int_t)x[2],
+                           "query_duration_ms", jus(x[1]), "errors", (json_int_t)x[2],
                            "connections", (json_int_t)x[3], "checkpoints", (json_int_t)x[4],
                            "temp_files", (json_int_t)x[5], "lock_waits", (json_int_t)x[6],
                            "autovacuum", (json_int_t)x[7]));
@@ -377,6 +448,7 @@ static json_t *hourly_json(la_agg *a)
 
 char *la_output_json(la_agg *a, const char *files_json, double seconds, int full_detail)
 {
+    la_agg_finish(a);
     json_t *doc = json_object();
     json_object_set_new(doc, "schema_version", json_integer(LA_SCHEMA_VERSION));
     json_object_set_new(doc, "generator", json_string("pgreviewer log_analysis " LA_VERSION));

@@ -153,6 +153,10 @@ static size_t parse_level(const char *p, size_t n, int *level)
     };
     if (n < 4 || p[0] < 'C' || p[0] > 'W')
         return 0;
+    if (n >= 6 && memcmp(p, "LOG:  ", 6) == 0) { /* most lines */
+        *level = LA_LV_LOG;
+        return 6;
+    }
     for (size_t i = 0; i < sizeof kws / sizeof kws[0]; i++) {
         size_t k = kws[i].len;
         if (n >= k + 3 && p[0] == kws[i].kw[0] && memcmp(p, kws[i].kw, k) == 0 && p[k] == ':' &&
@@ -184,20 +188,32 @@ int64_t la_parse_ts(const char *p, size_t len)
         p[16] != ':' || !DIG(p[17]) || !DIG(p[18]))
         return -1;
 #define N2(i) ((p[i] - '0') * 10 + (p[i + 1] - '0'))
-    int y = N2(0) * 100 + N2(2), mo = N2(5), d = N2(8), h = N2(11), mi = N2(14), s = N2(17);
-#undef N2
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
+    /* consecutive lines share their date: cache its day number per thread */
+    static _Thread_local char last_date[10];
+    static _Thread_local int64_t last_days = -1;
+    int h = N2(11), mi = N2(14), s = N2(17);
+    if (h > 23 || mi > 59 || s > 60)
         return -1;
+    if (last_days < 0 || memcmp(last_date, p, 10) != 0) {
+        int y = N2(0) * 100 + N2(2), mo = N2(5), d = N2(8);
+        if (mo < 1 || mo > 12 || d < 1 || d > 31)
+            return -1;
+        memcpy(last_date, p, 10);
+        last_days = days_from_civil(y, mo, d);
+    }
+#undef N2
     int64_t ms = 0;
     if (len >= 23 && p[19] == '.' && DIG(p[20]) && DIG(p[21]) && DIG(p[22]))
         ms = (p[20] - '0') * 100 + (p[21] - '0') * 10 + (p[22] - '0');
-    return ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + (int64_t)s * 1000 + ms;
+    return ((last_days * 24 + h) * 60 + mi) * 60000 + (int64_t)s * 1000 + ms;
 }
 
-/* Length of a timestamp field ("YYYY-MM-DD HH:MM:SS[.fff][ ZONE]") at p. */
-static size_t ts_field_len(const char *p, size_t n)
+/* Length of a timestamp field ("YYYY-MM-DD HH:MM:SS[.fff][ ZONE]") at p,
+ * 0 when there is none; its time in *ts. */
+static size_t ts_field_len(const char *p, size_t n, int64_t *ts)
 {
-    if (la_parse_ts(p, n) < 0)
+    *ts = la_parse_ts(p, n);
+    if (*ts < 0)
         return 0;
     size_t i = 19;
     if (i < n && p[i] == '.') {
@@ -215,6 +231,23 @@ static size_t ts_field_len(const char *p, size_t n)
     return i;
 }
 
+/* "%n": seconds since the epoch with milliseconds ("1700000000.250"), as
+ * ms; -1 when out of range. */
+static int64_t epoch_ms(const char *p, size_t n)
+{
+    int64_t s = 0, ms = 0, scale = 100;
+    size_t i = 0;
+    for (; i < n && DIG(p[i]); i++) {
+        if (s > 100000000000LL)
+            return -1;
+        s = s * 10 + (p[i] - '0');
+    }
+    if (i < n && p[i] == '.')
+        for (i++; i < n && DIG(p[i]) && scale > 0; i++, scale /= 10)
+            ms += (p[i] - '0') * scale;
+    return s * 1000 + ms;
+}
+
 /* Where a free-text field ends: before the next literal (the last literal
  * must be followed by a level keyword), else at a space. */
 static size_t field_end(const la_prefix *px, int i, const char *p, size_t n, size_t pos)
@@ -224,7 +257,8 @@ static size_t field_end(const la_prefix *px, int i, const char *p, size_t n, siz
         int last = (i + 2 == px->n);
         size_t from = pos;
         while (from <= n) {
-            const char *hit = memmem(p + from, n - from, lit->lit, lit->litlen);
+            const char *hit = lit->litlen == 1 ? memchr(p + from, lit->lit[0], n - from)
+                                               : memmem(p + from, n - from, lit->lit, lit->litlen);
             if (hit == NULL)
                 return (size_t)-1;
             size_t at = (size_t)(hit - p);
@@ -261,7 +295,7 @@ static void set_field(la_rec *r, char esc, const char *p, size_t n)
     }
     case 'p': {
         int pid = 0;
-        for (size_t i = 0; i < n && DIG(p[i]); i++)
+        for (size_t i = 0; i < n && i < 9 && DIG(p[i]); i++) /* no overflow */
             pid = pid * 10 + (p[i] - '0');
         r->pid = pid;
         break;
@@ -291,11 +325,12 @@ int la_parse_stderr_line(const la_prefix *px, const char *p, size_t n, la_rec *r
         }
         size_t e;
         if (it->esc == 'm' || it->esc == 't' || it->esc == 's') {
-            size_t k = ts_field_len(p + pos, n - pos);
+            int64_t ts;
+            size_t k = ts_field_len(p + pos, n - pos, &ts);
             if (k == 0)
                 return 0;
             if (it->esc != 's')
-                r->ts_ms = la_parse_ts(p + pos, n - pos);
+                r->ts_ms = ts;
             e = pos + k;
         } else if (it->esc == 'p' || it->esc == 'l' || it->esc == 'n') {
             e = pos;
@@ -304,7 +339,7 @@ int la_parse_stderr_line(const la_prefix *px, const char *p, size_t n, la_rec *r
             if (e == pos && it->esc != 'n')
                 return 0;
             if (it->esc == 'n' && e > pos)
-                r->ts_ms = (int64_t)(strtod(p + pos, NULL) * 1000.0);
+                r->ts_ms = epoch_ms(p + pos, e - pos);
         } else {
             e = field_end(px, i, p, n, pos);
             if (e == (size_t)-1)
@@ -476,6 +511,49 @@ int la_parse_json_line(const char *p, size_t len, la_scratch *sc, la_rec *r)
     return ok;
 }
 
+size_t la_parse_syslog_header(const char *p, size_t n, int *pid, long *seq, long *chunk)
+{
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    if (n < 20 || p[3] != ' ' || p[6] != ' ' || p[9] != ':' || p[12] != ':' || p[15] != ' ')
+        return 0;
+    const char *m = memmem(months, 36, p, 3);
+    if (m == NULL || (m - months) % 3 != 0)
+        return 0;
+    const char *h = memmem(p + 16, n - 16, "]: [", 4);
+    if (h == NULL)
+        return 0;
+    const char *b = h;
+    while (b > p + 16 && DIG(b[-1]))
+        b--;
+    if (b == h || b[-1] != '[')
+        return 0;
+    int v = 0;
+    for (const char *q = b; q < h && q < b + 9; q++) /* no overflow */
+        v = v * 10 + (*q - '0');
+    *pid = v;
+    size_t i = (size_t)(h - p) + 4;
+    long a = 0, c = 0;
+    size_t d0 = i;
+    while (i < n && DIG(p[i])) {
+        if (i - d0 < 18)
+            a = a * 10 + (p[i] - '0');
+        i++;
+    }
+    if (i == d0 || i >= n || p[i] != '-')
+        return 0;
+    d0 = ++i;
+    while (i < n && DIG(p[i])) {
+        if (i - d0 < 18)
+            c = c * 10 + (p[i] - '0');
+        i++;
+    }
+    if (i == d0 || i + 1 >= n || p[i] != ']' || p[i + 1] != ' ')
+        return 0;
+    *seq = a;
+    *chunk = c;
+    return i + 2;
+}
+
 int la_detect_format(const char *p, size_t len)
 {
     while (len > 0 && (*p == '\n' || *p == '\r' || *p == ' ')) {
@@ -486,7 +564,12 @@ int la_detect_format(const char *p, size_t len)
         return LA_FMT_AUTO;
     if (p[0] == '{')
         return LA_FMT_JSON;
-    size_t k = ts_field_len(p, len);
+    int pid;
+    long seq, chunk;
+    if (la_parse_syslog_header(p, len, &pid, &seq, &chunk) > 0)
+        return LA_FMT_SYSLOG;
+    int64_t ts;
+    size_t k = ts_field_len(p, len, &ts);
     if (k > 0 && k < len && p[k] == ',')
         return LA_FMT_CSV;
     return LA_FMT_STDERR;

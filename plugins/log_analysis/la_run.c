@@ -13,10 +13,11 @@
  *   {"schema_version":1,"last_ts":MS,"files":[{"path","dev","ino","size",
  *    "offset","head_len","head_hash","last_ts"}]}
  * A file is recognised by device and inode, so a renamed (rotated) file
- * continues where it stopped; a head fingerprint or a size below the offset
- * means it was truncated or replaced and it is read from the start. Entries
- * of files never seen before that are not newer than the previous run's
- * last timestamp are skipped (a copy made by copytruncate rotation).
+ * continues where it stopped; failing that, by the fingerprint of its first
+ * 1024 bytes (uncompressed), so the copy made by copytruncate rotation, or
+ * a rotated file compressed since, also continues where the original
+ * stopped. A changed fingerprint or a size below the offset means the file
+ * was truncated or replaced: it is read from the start.
  */
 #include "la_agg.h"
 
@@ -25,6 +26,7 @@
 #include <glob.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +53,6 @@ typedef struct la_file {
     int format, gz, skip;
     uint64_t dev, ino, size, start, head_len, head_hash;
     uint64_t end_consumed; /* offset after the run */
-    int64_t skip_upto;
     uint64_t lines, bytes;
     int chunks;
 } la_file;
@@ -70,10 +71,12 @@ typedef struct la_job {
     pthread_mutex_t mu;
     const la_prefix *px;
     int top;
-    int (*cancelled)(void *);
-    void *cancel_arg;
-    int stop;
-    char err[256];
+    int (*poll)(void *, double);
+    void *poll_arg;
+    uint64_t total;          /* bytes planned (plain files; gzip counts its size) */
+    _Atomic uint64_t done;   /* bytes consumed so far, all workers */
+    _Atomic int stop; /* set by the main thread on cancellation */
+    char err[256];    /* the first error; under mu */
 } la_job;
 
 static double now_s(void)
@@ -121,8 +124,10 @@ static int parse_params(const char *pj, la_params *p, json_t **root, char *err, 
         p->format = LA_FMT_CSV;
     else if (strcmp(fmt, "jsonlog") == 0 || strcmp(fmt, "json") == 0)
         p->format = LA_FMT_JSON;
+    else if (strcmp(fmt, "syslog") == 0)
+        p->format = LA_FMT_SYSLOG;
     else {
-        snprintf(err, errlen, "params: format \"%s\" is not one of auto, stderr, csv, jsonlog",
+        snprintf(err, errlen, "params: format \"%s\" is not one of auto, stderr, csv, jsonlog, syslog",
                  fmt);
         return -1;
     }
@@ -165,35 +170,44 @@ typedef struct st_file {
     uint64_t dev, ino, size, offset, head_len, head_hash;
 } st_file;
 
-static st_file *state_find(json_t *state, uint64_t dev, uint64_t ino, st_file *out)
+static void st_read(json_t *f, st_file *out)
+{
+    out->dev = (uint64_t)json_integer_value(json_object_get(f, "dev"));
+    out->ino = (uint64_t)json_integer_value(json_object_get(f, "ino"));
+    out->size = (uint64_t)json_integer_value(json_object_get(f, "size"));
+    out->offset = (uint64_t)json_integer_value(json_object_get(f, "offset"));
+    out->head_len = (uint64_t)json_integer_value(json_object_get(f, "head_len"));
+    const char *hh = json_string_value(json_object_get(f, "head_hash"));
+    out->head_hash = hh ? (uint64_t)strtoull(hh, NULL, 16) : 0;
+}
+
+/* The state entry of this file: the same device and inode, or else (a copy
+ * made by copytruncate rotation, or a rotated file compressed since) a
+ * full head with the same fingerprint. Returns 1 and fills out, or 0. */
+static int state_find(json_t *state, const la_file *lf, st_file *out)
 {
     size_t i;
     json_t *f;
     json_array_foreach(json_object_get(state, "files"), i, f)
     {
-        if ((uint64_t)json_integer_value(json_object_get(f, "dev")) == dev &&
-            (uint64_t)json_integer_value(json_object_get(f, "ino")) == ino) {
-            out->dev = dev;
-            out->ino = ino;
-            out->size = (uint64_t)json_integer_value(json_object_get(f, "size"));
-            out->offset = (uint64_t)json_integer_value(json_object_get(f, "offset"));
-            out->head_len = (uint64_t)json_integer_value(json_object_get(f, "head_len"));
-            out->head_hash = (uint64_t)strtoull(
-                json_string_value(json_object_get(f, "head_hash")) ?: "0", NULL, 16);
-            return out;
+        st_file e;
+        st_read(f, &e);
+        if (e.dev == lf->dev && e.ino == lf->ino) {
+            *out = e;
+            return 1;
         }
     }
-    return NULL;
-}
-
-/* Hash of the first len bytes of fd (plain files). Returns -1 on error. */
-static int head_hash(int fd, uint64_t len, uint64_t *h)
-{
-    char buf[HEAD_LEN];
-    ssize_t r = pread(fd, buf, (size_t)len, 0);
-    if (r < 0 || (uint64_t)r != len)
-        return -1;
-    *h = la_hash(buf, (size_t)len);
+    if (lf->head_len < HEAD_LEN)
+        return 0;
+    json_array_foreach(json_object_get(state, "files"), i, f)
+    {
+        st_file e;
+        st_read(f, &e);
+        if (e.head_len == HEAD_LEN && e.head_hash == lf->head_hash) {
+            *out = e;
+            return 1;
+        }
+    }
     return 0;
 }
 
@@ -205,7 +219,7 @@ static int is_gzip(int fd)
     return pread(fd, m, 2, 0) == 2 && m[0] == 0x1f && m[1] == 0x8b;
 }
 
-/* The first bytes of a file, uncompressed, for format detection. */
+/* The first bytes of a file, uncompressed. Returns how many (0 on error). */
 static size_t sniff(const char *path, int gz, char *buf, size_t cap)
 {
     if (gz) {
@@ -224,12 +238,32 @@ static size_t sniff(const char *path, int gz, char *buf, size_t cap)
     return r > 0 ? (size_t)r : 0;
 }
 
-static int plan_file(la_file *lf, const char *path, const la_params *p, json_t *state,
-                     int64_t state_last_ts, char *err, size_t errlen)
+/* Decide where a file starts: from the state's offset when the file (or
+ * its copy) was read before and its head is unchanged, else from 0. */
+static void plan_start(la_file *lf, const la_params *p, json_t *state, const char *head,
+                       size_t nhead)
+{
+    st_file old;
+    if (p->full || state == NULL || !state_find(state, lf, &old))
+        return;
+    if (old.head_len > nhead || la_hash(head, (size_t)old.head_len) != old.head_hash)
+        return; /* truncated and rewritten, or another file on a reused inode */
+    if (lf->gz) {
+        /* a compressed file is read whole: unchanged means nothing new;
+         * else skip the uncompressed bytes already counted */
+        lf->skip = old.dev == lf->dev && old.ino == lf->ino && old.size == lf->size;
+        lf->start = old.offset;
+        return;
+    }
+    if (old.offset <= lf->size)
+        lf->start = old.offset;
+}
+
+static int plan_file(la_file *lf, const char *path, const la_params *p, json_t *state, char *err,
+                     size_t errlen)
 {
     memset(lf, 0, sizeof(*lf));
     lf->path = strdup(path);
-    lf->skip_upto = -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) < 0) {
@@ -247,31 +281,32 @@ static int plan_file(la_file *lf, const char *path, const la_params *p, json_t *
     lf->ino = (uint64_t)sb.st_ino;
     lf->size = (uint64_t)sb.st_size;
     lf->gz = is_gzip(fd);
-    lf->head_len = lf->size < HEAD_LEN ? lf->size : HEAD_LEN;
-    if (head_hash(fd, lf->head_len, &lf->head_hash) < 0)
-        lf->head_hash = 0;
-    st_file old;
-    if (!p->full && state != NULL && state_find(state, lf->dev, lf->ino, &old)) {
-        uint64_t h = 0;
-        int same_head = old.head_len <= lf->size && head_hash(fd, old.head_len, &h) == 0 &&
-                        h == old.head_hash;
-        if (lf->gz)
-            lf->skip = same_head && old.size == lf->size;
-        else if (same_head && old.offset <= lf->size)
-            lf->start = old.offset;
-    } else if (!p->full && state != NULL) {
-        lf->skip_upto = state_last_ts; /* a file we have never seen */
-    }
     close(fd);
+    char *head = malloc(65536);
+    size_t nhead = head ? sniff(path, lf->gz, head, 65536) : 0;
+    if (head == NULL) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    lf->head_len = nhead < HEAD_LEN ? nhead : HEAD_LEN;
+    lf->head_hash = la_hash(head, (size_t)lf->head_len);
+    plan_start(lf, p, state, head, nhead);
     lf->format = p->format;
     if (lf->format == LA_FMT_AUTO) {
-        char buf[65536];
-        size_t n = sniff(path, lf->gz, buf, sizeof buf);
-        lf->format = la_detect_format(buf, n);
+        lf->format = la_detect_format(head, nhead);
         if (lf->format == LA_FMT_AUTO)
             lf->format = LA_FMT_STDERR;
     }
+    free(head);
     return 0;
+}
+
+/* Whether a syslog line is the first chunk of a message. */
+static int syslog_start_line(const char *p, size_t n)
+{
+    int pid;
+    long seq, chunk;
+    return la_parse_syslog_header(p, n, &pid, &seq, &chunk) > 0 && chunk == 1;
 }
 
 /* The first entry boundary at or after off in a plain file (stderr: a line
@@ -304,12 +339,15 @@ static uint64_t find_boundary(int fd, uint64_t off, uint64_t end, int format,
             if (nl == NULL)
                 break;
             size_t ll = (size_t)(nl - buf) - i;
-            int ok = format == LA_FMT_JSON
-                         ? 1
-                         : format == LA_FMT_CSV
-                               ? la_parse_ts(buf + i, ll) >= 0
-                               : (ll > 0 && buf[i] != '\t' &&
-                                  la_parse_stderr_line(px, buf + i, ll, &r));
+            int ok;
+            if (format == LA_FMT_JSON)
+                ok = 1;
+            else if (format == LA_FMT_CSV)
+                ok = la_parse_ts(buf + i, ll) >= 0;
+            else if (format == LA_FMT_SYSLOG)
+                ok = syslog_start_line(buf + i, ll);
+            else
+                ok = ll > 0 && buf[i] != '\t' && la_parse_stderr_line(px, buf + i, ll, &r);
             if (ok) {
                 result = pos + i;
                 goto done;
@@ -327,17 +365,33 @@ done:
 
 /* ---- reading ---- */
 
+/* One worker's read buffer, error message and role: only the thread that
+ * called la_run (main) may call the host (progress, cancelled), so it polls
+ * and the others watch job->stop. */
 typedef struct reader {
     char *buf;
     size_t cap;
+    int main;
+    char err[256];
 } reader;
+
+static int should_stop(la_job *job, reader *rd, uint64_t consumed)
+{
+    job->done += consumed;
+    if (rd->main && job->poll != NULL) {
+        double f = job->total ? (double)job->done / (double)job->total : 0;
+        if (job->poll(job->poll_arg, f > 1 ? 1 : f))
+            job->stop = 1;
+    }
+    return job->stop;
+}
 
 /* Read item through f. Returns 0, or -1 with err filled. */
 static int read_plain(la_job *job, la_item *it, la_feeder *f, reader *rd)
 {
     int fd = open(it->file->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(job->err, sizeof job->err, "%s: cannot open: %s", it->file->path,
+        snprintf(rd->err, sizeof rd->err, "%s: cannot open: %s", it->file->path,
                  strerror(errno));
         return -1;
     }
@@ -354,7 +408,7 @@ static int read_plain(la_job *job, la_item *it, la_feeder *f, reader *rd)
             continue;
         if (n <= 0) {
             if (n < 0)
-                snprintf(job->err, sizeof job->err, "%s: read: %s", it->file->path,
+                snprintf(rd->err, sizeof rd->err, "%s: read: %s", it->file->path,
                          strerror(errno));
             break;
         }
@@ -372,7 +426,7 @@ static int read_plain(la_job *job, la_item *it, la_feeder *f, reader *rd)
             } else {
                 char *nb = realloc(rd->buf, rd->cap * 2);
                 if (nb == NULL) {
-                    snprintf(job->err, sizeof job->err, "%s: out of memory", it->file->path);
+                    snprintf(rd->err, sizeof rd->err, "%s: out of memory", it->file->path);
                     break;
                 }
                 rd->buf = nb;
@@ -382,25 +436,29 @@ static int read_plain(la_job *job, la_item *it, la_feeder *f, reader *rd)
         memmove(rd->buf, rd->buf + c, have - c);
         have -= c;
         it->consumed += c;
-        if (job->stop || (job->cancelled && job->cancelled(job->cancel_arg))) {
-            job->stop = 1;
+        if (should_stop(job, rd, c))
             break;
-        }
     }
     close(fd);
     it->lines = f->lines - lines0;
-    return job->err[0] ? -1 : 0;
+    return rd->err[0] ? -1 : 0;
 }
 
 static int read_gz(la_job *job, la_item *it, la_feeder *f, reader *rd)
 {
     gzFile g = gzopen(it->file->path, "rb");
     if (g == NULL) {
-        snprintf(job->err, sizeof job->err, "%s: cannot open: %s", it->file->path,
+        snprintf(rd->err, sizeof rd->err, "%s: cannot open: %s", it->file->path,
                  strerror(errno));
         return -1;
     }
     gzbuffer(g, 1 << 17);
+    if (it->start > 0 && gzseek(g, (z_off_t)it->start, SEEK_SET) != (z_off_t)it->start) {
+        snprintf(rd->err, sizeof rd->err, "%s: shorter than the %llu bytes read before",
+                 it->file->path, (unsigned long long)it->start);
+        gzclose(g);
+        return -1;
+    }
     size_t have = 0;
     uint64_t lines0 = f->lines;
     for (;;) {
@@ -417,7 +475,7 @@ static int read_gz(la_job *job, la_item *it, la_feeder *f, reader *rd)
         int n = gzread(g, rd->buf + have, (unsigned)(rd->cap - have));
         if (n < 0) {
             int e;
-            snprintf(job->err, sizeof job->err, "%s: %s", it->file->path, gzerror(g, &e));
+            snprintf(rd->err, sizeof rd->err, "%s: %s", it->file->path, gzerror(g, &e));
             break;
         }
         have += (size_t)n;
@@ -433,25 +491,26 @@ static int read_gz(la_job *job, la_item *it, la_feeder *f, reader *rd)
         memmove(rd->buf, rd->buf + c, have - c);
         have -= c;
         it->consumed += c;
-        if (eof || job->stop || (job->cancelled && job->cancelled(job->cancel_arg)))
+        if (eof || should_stop(job, rd, c))
             break;
     }
     gzclose(g);
     it->lines = f->lines - lines0;
-    return job->err[0] ? -1 : 0;
+    return rd->err[0] ? -1 : 0;
 }
 
 typedef struct worker {
     la_job *job;
     la_agg *agg;
     pthread_t th;
+    int main;
 } worker;
 
 static void *worker_main(void *arg)
 {
     worker *w = arg;
     la_job *job = w->job;
-    reader rd = {malloc(READ_CHUNK), READ_CHUNK};
+    reader rd = {malloc(READ_CHUNK), READ_CHUNK, w->main, ""};
     la_feeder f;
     memset(&f, 0, sizeof f);
     f.agg = w->agg;
@@ -461,15 +520,27 @@ static void *worker_main(void *arg)
         size_t i = job->next++;
         int stop = job->stop || job->err[0];
         pthread_mutex_unlock(&job->mu);
+        if (i < job->nitems && rd.buf == NULL) {
+            pthread_mutex_lock(&job->mu);
+            if (job->err[0] == '\0')
+                snprintf(job->err, sizeof job->err, "out of memory for a read buffer");
+            pthread_mutex_unlock(&job->mu);
+        }
         if (i >= job->nitems || stop || rd.buf == NULL)
             break;
         la_item *it = &job->items[i];
         f.format = it->file->format;
-        f.skip_upto_ms = it->file->skip_upto;
+        f.skip_upto_ms = -1;
         int r = it->file->gz ? read_gz(job, it, &f, &rd) : read_plain(job, it, &f, &rd);
         la_agg_flush(w->agg);
-        if (r < 0)
+        if (r < 0) {
             it->err = 1;
+            pthread_mutex_lock(&job->mu);
+            if (job->err[0] == '\0')
+                snprintf(job->err, sizeof job->err, "%s", rd.err);
+            pthread_mutex_unlock(&job->mu);
+            rd.err[0] = '\0';
+        }
     }
     la_scratch_free(&f.sc);
     free(rd.buf);
@@ -546,7 +617,7 @@ static void plan_items(la_job *job, la_file *files, size_t nf, int threads, cons
 
 static char *files_report(la_file *files, size_t nf, int64_t last_ts, char **state_out)
 {
-    static const char *const fmt_names[] = {"auto", "stderr", "csv", "jsonlog"};
+    static const char *const fmt_names[] = {"auto", "stderr", "csv", "jsonlog", "syslog"};
     json_t *arr = json_array(), *st = json_array();
     for (size_t i = 0; i < nf; i++) {
         la_file *lf = &files[i];
@@ -584,6 +655,7 @@ static int run_job(la_job *job, int threads, la_agg **aggs)
             continue;
         started |= 1 << (i < 30 ? i : 30);
     }
+    w[0].main = 1;
     worker_main(&w[0]);
     for (int i = 1; i < threads; i++)
         if (started & (1 << (i < 30 ? i : 30)))
@@ -592,8 +664,45 @@ static int run_job(la_job *job, int threads, la_agg **aggs)
     return 0;
 }
 
-int la_run(const char *params_json, const char *state_json, int (*cancelled)(void *),
-           void *cancel_arg, char **result, char **new_state, int *retryable, char *err,
+/* The previous state, or NULL when there is none or it is of another
+ * schema version (then everything is read again rather than failing). */
+static json_t *load_state(const char *state_json)
+{
+    if (state_json == NULL)
+        return NULL;
+    json_t *state = json_loads(state_json, 0, NULL);
+    if (!json_is_object(state) ||
+        json_integer_value(json_object_get(state, "schema_version")) != LA_SCHEMA_VERSION) {
+        json_decref(state);
+        return NULL;
+    }
+    return state;
+}
+
+/* After the run: each file's lines and bytes, and the offset the next run
+ * starts from. A file's items are contiguous; the offset stops at the
+ * first item that did not reach its end (a partial last line). */
+static void settle_files(la_job *job, la_file *files, size_t nf, uint64_t *bytes,
+                         uint64_t *lines)
+{
+    for (size_t i = 0; i < nf; i++)
+        files[i].end_consumed = files[i].start;
+    for (size_t i = 0; i < job->nitems; i++) {
+        la_item *it = &job->items[i];
+        it->file->lines += it->lines;
+        it->file->bytes += it->consumed;
+        if (it->file->end_consumed == it->start)
+            it->file->end_consumed = it->start + it->consumed;
+    }
+    *bytes = *lines = 0;
+    for (size_t i = 0; i < nf; i++) {
+        *bytes += files[i].bytes;
+        *lines += files[i].lines;
+    }
+}
+
+int la_run(const char *params_json, const char *state_json, int (*poll)(void *, double),
+           void *poll_arg, char **result, char **new_state, int *retryable, char *err,
            size_t errlen)
 {
     double t0 = now_s();
@@ -615,14 +724,8 @@ int la_run(const char *params_json, const char *state_json, int (*cancelled)(voi
         goto out;
     if ((px = la_prefix_compile(p.prefix, err, errlen)) == NULL)
         goto out;
-    if (state_json != NULL && !p.full) {
-        state = json_loads(state_json, 0, NULL);
-        if (!json_is_object(state) ||
-            json_integer_value(json_object_get(state, "schema_version")) != LA_SCHEMA_VERSION) {
-            json_decref(state);
-            state = NULL; /* unknown state: start over rather than fail */
-        }
-    }
+    if (!p.full)
+        state = load_state(state_json);
     if (expand(&p, &paths, &npaths, err, errlen) < 0)
         goto out;
     if (npaths == 0) {
@@ -634,7 +737,7 @@ int la_run(const char *params_json, const char *state_json, int (*cancelled)(voi
     files = calloc(npaths, sizeof(la_file));
     state_last = state ? (int64_t)json_integer_value(json_object_get(state, "last_ts")) : -1;
     for (nf = 0; nf < npaths; nf++) {
-        if (plan_file(&files[nf], paths[nf], &p, state, state_last, err, errlen) < 0) {
+        if (plan_file(&files[nf], paths[nf], &p, state, err, errlen) < 0) {
             nf++;
             *retryable = 1;
             goto out;
@@ -645,8 +748,11 @@ int la_run(const char *params_json, const char *state_json, int (*cancelled)(voi
     if ((size_t)threads > job.nitems)
         threads = job.nitems > 0 ? (int)job.nitems : 1;
     job.px = px;
-    job.cancelled = cancelled;
-    job.cancel_arg = cancel_arg;
+    job.poll = poll;
+    job.poll_arg = poll_arg;
+    for (size_t i = 0; i < nf; i++)
+        if (!files[i].skip)
+            job.total += files[i].gz ? files[i].size * 8 : files[i].size - files[i].start;
     aggs = calloc((size_t)threads, sizeof(la_agg *));
     for (int i = 0; i < threads; i++)
         aggs[i] = la_agg_new(p.top);
@@ -663,28 +769,8 @@ int la_run(const char *params_json, const char *state_json, int (*cancelled)(voi
     }
     for (int i = 1; i < threads; i++)
         la_agg_merge(aggs[0], aggs[i]);
-    for (size_t i = 0; i < job.nitems; i++) {
-        la_item *it = &job.items[i];
-        it->file->lines += it->lines;
-        it->file->bytes += it->consumed;
-    }
-    for (size_t i = 0; i < nf; i++) {
-        la_file *lf = &files[i];
-        lf->end_consumed = lf->gz ? lf->size : lf->start;
-    }
-    /* a plain file's new offset: its items are contiguous; stop at the first
-     * that did not reach its end */
-    for (size_t i = 0; i < job.nitems; i++) {
-        la_item *it = &job.items[i];
-        if (it->file->gz || it->file->end_consumed != it->start)
-            continue;
-        it->file->end_consumed = it->start + it->consumed;
-    }
-    uint64_t bytes = 0, lines = 0;
-    for (size_t i = 0; i < nf; i++) {
-        bytes += files[i].bytes;
-        lines += files[i].lines;
-    }
+    uint64_t bytes, lines;
+    settle_files(&job, files, nf, &bytes, &lines);
     la_agg_add_input(aggs[0], bytes, lines);
     int64_t last_ts = aggs[0]->last_ts > state_last ? aggs[0]->last_ts : state_last;
     char *fj = files_report(files, nf, last_ts, new_state);

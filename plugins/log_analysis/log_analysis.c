@@ -16,10 +16,13 @@ typedef struct cancel_ctx {
     pgr_task *task;
 } cancel_ctx;
 
-static int is_cancelled(void *arg)
+/* Called by the engine from this (run's) thread after each read. */
+static int poll_host(void *arg, double fraction)
 {
     cancel_ctx *c = arg;
-    return c->host->cancelled(c->task);
+    if (PGR_HOST_HAS(c->host, progress))
+        c->host->progress(c->task, fraction, NULL);
+    return PGR_HOST_HAS(c->host, cancelled) && c->host->cancelled(c->task);
 }
 
 static pgr_outcome la_plugin_run(const pgr_host *host, pgr_task *task, void *plugin_data)
@@ -30,7 +33,7 @@ static pgr_outcome la_plugin_run(const pgr_host *host, pgr_task *task, void *plu
     cancel_ctx cc = {host, task};
     (void)plugin_data;
     const char *prev = PGR_HOST_HAS(host, state_get) ? host->state_get(task) : NULL;
-    if (la_run(host->params_json(task), prev, is_cancelled, &cc, &result, &state, &retryable, err,
+    if (la_run(host->params_json(task), prev, poll_host, &cc, &result, &state, &retryable, err,
                sizeof err) < 0) {
         host->set_message(task, err);
         return retryable ? PGR_RETRY : PGR_FAIL;

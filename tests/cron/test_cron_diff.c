@@ -356,7 +356,9 @@ static void run_cases(int cases, bool six, int64_t half)
         cron_expr e;
         if (cron_parse(s.text, &e, err, sizeof err) < 0)
             fail_msg("generated expression rejected: %s", err);
-        int64_t mid = pick_instant(rnd_in(1996, 2045));
+        /* mostly the table's years; some past 2100, where both libc and
+         * the engine follow the zone's TZ rule */
+        int64_t mid = pick_instant(chance(90) ? rnd_in(1996, 2045) : rnd_in(2095, 2250));
         int64_t after = mid - half + rnd_in(0, 59), end = mid + half;
         int n = brute_fires(&s, after, end, want, MAXF);
         int64_t t = after;
@@ -418,6 +420,41 @@ static void test_diff_offsets(void **state)
     print_message("# %d offsets compared\n", n);
 }
 
+/* Every zone of zone1970.tab against libc, 1850-2200. */
+static void test_diff_offsets_all_zones(void **state)
+{
+    FILE *f = fopen("/usr/share/zoneinfo/zone1970.tab", "r");
+    assert_non_null(f);
+    char line[512], err[512];
+    int zones_seen = 0, n = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *cols[4] = {0};
+        int k = 0;
+        if (line[0] == '#')
+            continue;
+        for (char *tok = strtok(line, "\t\n"); tok && k < 4; tok = strtok(NULL, "\t\n"))
+            cols[k++] = tok;
+        if (k < 3)
+            continue;
+        const tz_zone *z = tz_load(cols[2], err, sizeof err);
+        if (!z)
+            fail_msg("%s", err);
+        set_tz(cols[2]);
+        for (int i = 0; i < 300; i++) {
+            int64_t t = -3786825600LL + (int64_t)(rnd() % 11045217600ULL); /* 1850-2200 */
+            int64_t want = wall_at(t) - t;
+            if (tz_offset_at(z, t) != want)
+                fail_msg("%s at %lld: offset %d, libc %lld", cols[2], (long long)t,
+                         tz_offset_at(z, t), (long long)want);
+            n++;
+        }
+        zones_seen++;
+    }
+    fclose(f);
+    assert_true(zones_seen > 300);
+    print_message("# %d zones, %d offsets compared\n", zones_seen, n);
+}
+
 /* Local -> UTC against libc: every instant's wall clock maps back to it. */
 static void test_diff_local_to_utc(void **state)
 {
@@ -448,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_diff_five_fields),
         cmocka_unit_test(test_diff_six_fields),
         cmocka_unit_test(test_diff_offsets),
+        cmocka_unit_test(test_diff_offsets_all_zones),
         cmocka_unit_test(test_diff_local_to_utc),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);

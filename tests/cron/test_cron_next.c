@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "cron.h"
 #include "tz.h"
@@ -331,6 +332,45 @@ static void test_zone_cache_and_utc(void **state)
     assert_int_equal(tz_offset_at(zone("Asia/Kolkata"), iso("2026-07-01T00:00:00Z")), 19800);
 }
 
+/* Many threads loading the same names at once get one object per name. */
+static const char *const thread_zones[] = {"Asia/Tokyo", "Europe/Paris", "America/Chicago",
+                                           "Africa/Lagos", "Asia/Dubai", "Europe/Madrid",
+                                           "America/Denver", "Australia/Sydney"};
+#define NTZ (sizeof thread_zones / sizeof thread_zones[0])
+
+static void *load_all(void *arg)
+{
+    const tz_zone **got = arg;
+    char err[256];
+    for (int round = 0; round < 50; round++)
+        for (size_t i = 0; i < NTZ; i++) {
+            size_t k = (i + (size_t)round) % NTZ;
+            const tz_zone *z = tz_load(thread_zones[k], err, sizeof err);
+            if (round == 0)
+                got[k] = z;
+            else if (z != got[k])
+                got[k] = NULL;
+        }
+    return NULL;
+}
+
+static void test_zone_load_threads(void **state)
+{
+    enum { T = 6 };
+    pthread_t th[T];
+    const tz_zone *got[T][NTZ];
+    for (int i = 0; i < T; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, load_all, got[i]), 0);
+    for (int i = 0; i < T; i++)
+        pthread_join(th[i], NULL);
+    for (size_t k = 0; k < NTZ; k++) {
+        const tz_zone *z = zone(thread_zones[k]);
+        for (int i = 0; i < T; i++)
+            assert_ptr_equal(got[i][k], z);
+        assert_string_equal(tz_name(z), thread_zones[k]);
+    }
+}
+
 static void test_zone_errors(void **state)
 {
     char err[512];
@@ -416,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_dst_chatham),
         cmocka_unit_test(test_no_dst_kolkata),
         cmocka_unit_test(test_zone_cache_and_utc),
+        cmocka_unit_test(test_zone_load_threads),
         cmocka_unit_test(test_zone_errors),
         cmocka_unit_test(test_local_to_utc),
         cmocka_unit_test(test_calendar_helpers),

@@ -87,6 +87,7 @@ static void test_ranges_steps_lists(void **state)
     assert_int_equal(parse_ok("0 0 1 */4 *").month, BITS(1, 5, 9));
     assert_int_equal(parse_ok("0 0 * * */2").dow, BITS(0, 2, 4, 6));
     assert_int_equal(parse_ok("0 0 * * 1/2").dow, BITS(1, 3, 5));
+    assert_int_equal(parse_ok("0 0 * * 7/2").dow, BITS(0));
     assert_int_equal(parse_ok("0 0 * * MON-FRI/2").dow, BITS(1, 3, 5));
     assert_int_equal(parse_ok("007 * * * *").min, BITS(7));
 }
@@ -194,8 +195,8 @@ static void test_error_messages(void **state)
         {"0 0 * FOO *", "invalid month field: FOO is not a month name: expected 1-12 or JAN-DEC\n"
                         "  0 0 * FOO *\n"
                         "        ^^^"},
-        {"0 0 * * MONDAY", "invalid day-of-week field: MONDAY is not a weekday name: expected "
-                           "0-7 or SUN-SAT\n"
+        {"0 0 * * MONDAY", "invalid day-of-week field: MONDAY is not a weekday name (did you "
+                           "mean MON?): expected 0-7 or SUN-SAT\n"
                            "  0 0 * * MONDAY\n"
                            "          ^^^^^^"},
         {"x * * * *", "invalid minute field: x is not a number: expected 0-59\n"
@@ -245,6 +246,19 @@ static void test_error_messages(void **state)
                     "@annually, @monthly, @weekly, @daily, @midnight or @hourly\n"
                     "  @reboot\n"
                     "  ^^^^^^^"},
+        {"@dialy", "invalid cron expression: unknown macro @dialy (did you mean @daily?): "
+                   "expected @yearly, @annually, @monthly, @weekly, @daily, @midnight or "
+                   "@hourly\n"
+                   "  @dialy\n"
+                   "  ^^^^^^"},
+        {"0 0 1 june *", "invalid month field: june is not a month name (did you mean JUN?): "
+                         "expected 1-12 or JAN-DEC\n"
+                         "  0 0 1 june *\n"
+                         "        ^^^^"},
+        {"0 0 1 * Sun,Fry", "invalid day-of-week field: Fry is not a weekday name (did you "
+                            "mean FRI?): expected 0-7 or SUN-SAT\n"
+                            "  0 0 1 * Sun,Fry\n"
+                            "              ^^^"},
         {"@daily 5", "invalid cron expression: @daily takes no fields after it\n"
                      "  @daily 5\n"
                      "         ^"},
@@ -303,6 +317,47 @@ static void test_error_buffer_small_or_null(void **state)
     assert_int_equal(cron_parse("bad", &e, NULL, 0), -1);
 }
 
+static void test_describe(void **state)
+{
+    static const char *const cases[][2] = {
+        {"30 2 * * *", "at 02:30 every day"},
+        {"15 30 2 * * *", "at 02:30:15 every day"},
+        {"0 9 * * MON-FRI", "at 09:00 on Monday-Friday"},
+        {"0 0 29 2 1", "at 00:00 on day 29 of the month or on Monday, in February"},
+        {"0 0 */10 * 1", "at 00:00 on day 1,11,21,31 of the month if it is a Monday"},
+        {"*/15 * * * *", "at minute 0,15,30,45 of every hour"},
+        {"* 2 * * *", "every minute of hour 2"},
+        {"0 9-17 * * *", "at minute 0 of hour 9-17"},
+        {"*/20 30 1 * * *", "at second 0,20,40 of minute 30 of hour 1"},
+        {"30 * * * * *", "at second 30 of every minute"},
+        {"* * * * *", "every minute"},
+        {"* * * * * *", "every second"},
+        {"@hourly", "at minute 0 of every hour"},
+        {"@yearly", "at 00:00 on day 1 of the month, in January"},
+        {"0 0 L * *", "at 00:00 on the last day of the month"},
+        {"0 0 1,L 1,7 *", "at 00:00 on day 1, the last day of the month, in January, July"},
+        {"0 0 15W,LW * *", "at 00:00 on the last weekday, the weekday nearest day 15 of the "
+                           "month"},
+        {"0 0 * * 5L", "at 00:00 on the last Friday of the month"},
+        {"0 0 * * 1-5,0#1", "at 00:00 on Monday-Friday, the 1st Sunday of the month"},
+        {"0 0 * * 0,6", "at 00:00 on Sunday, Saturday"},
+        {"0,1 * * * *", "at minute 0,1 of every hour"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cron_expr e = parse_ok(cases[i][0]);
+        char buf[256];
+        size_t n = cron_describe(&e, buf, sizeof buf);
+        if (strcmp(buf, cases[i][1]) != 0)
+            fail_msg("%s: got \"%s\", want \"%s\"", cases[i][0], buf, cases[i][1]);
+        assert_int_equal(n, strlen(cases[i][1]));
+    }
+    /* truncation like snprintf */
+    cron_expr e = parse_ok("30 2 * * *");
+    char small[6];
+    assert_int_equal(cron_describe(&e, small, sizeof small), strlen("at 02:30 every day"));
+    assert_string_equal(small, "at 02");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +373,7 @@ int main(void)
         cmocka_unit_test(test_never_fires_detected),
         cmocka_unit_test(test_error_messages),
         cmocka_unit_test(test_error_buffer_small_or_null),
+        cmocka_unit_test(test_describe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

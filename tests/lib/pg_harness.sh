@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # pg_harness.sh - start and stop a throw-away PostgreSQL for tests.
 #
-#   pg_harness.sh start DIR   -> creates a cluster in DIR, starts it on a unix
+#   pg_harness.sh start DIR [CONF...]
+#                             -> creates a cluster in DIR, starts it on a unix
 #                                socket in DIR (no TCP), prints one line: a
-#                                libpq key=value conninfo for database "postgres"
+#                                libpq key=value conninfo for database "postgres";
+#                                each CONF argument is one more postgresql.conf line
 #   pg_harness.sh stop DIR    -> stops it (immediate) and removes DIR
 #
 # initdb refuses to run as root, and CI runs as root: then the cluster is run
@@ -51,6 +53,8 @@ max_connections = 100
 shared_buffers = 32MB
 log_min_messages = warning
 CONF
+    shift 2
+    for line in "$@"; do echo "$line" >>"$dir/data/postgresql.conf"; done
     as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
         { cat "$dir/server.log" >&2; exit 1; }
     echo "host=$dir port=5432 dbname=postgres user=$user"

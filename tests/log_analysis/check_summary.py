@@ -103,6 +103,18 @@ def main():
               c['count'])
         if c['sqlstate'] is not None and mine:
             check('errors.classes sqlstate %r' % c['message_class'], mine['sqlstate'], c['sqlstate'])
+    # the statement behind each error: a STATEMENT line (stderr) or column
+    for (lv, cls), n in ((('ERROR', 'division by zero'), 40), (('ERROR', 'deadlock detected'), 3),
+                         (('ERROR', 'syntax error at or near "..."'), 20)):
+        got = classes.get((lv, cls), {}).get('statements', [])
+        check('statements behind %r' % cls, sum(x['count'] for x in got), n)
+    check('statement behind the lock timeout',
+          classes[('ERROR', 'canceling statement due to lock timeout')]['statements'],
+          [{'query': 'update accounts set balance = ? where id = ?;', 'count': 1}])
+    if variant == 'stderr':
+        for lv, n in se['logs_type'].items():
+            if lv not in ('ERROR', 'LOG'):  # pgBadger: 209 and 9,995 (see README)
+                check('lines_by_level.' + lv, e['lines_by_level'].get(lv), n)
     if variant == 'jsonlog':
         check('errors.by_sqlstate', e['by_sqlstate'], se['by_sqlstate'])
     elif variant == 'csv':

@@ -169,7 +169,7 @@ static void test_bad_items_are_refused(void **state)
 static void test_delayed_item_waits_until_due(void **state)
 {
     qfx *f = *state;
-    int64_t due = wall_ms() + 200;
+    int64_t due = wall_ms() + 400;
     qt_enq_at(f->q, 11, 4, due);
     queue_lease l;
     assert_int_equal(qt_fetch(f->q, &l, 1, 30000, 0), 0);
@@ -238,7 +238,7 @@ static void test_expired_lease_is_reclaimed(void **state)
     qfx *f = *state;
     qt_enq(f->q, 21, 3, "x");
     queue_lease first;
-    assert_int_equal(qt_fetch(f->q, &first, 1, 100, 0), 1);
+    assert_int_equal(qt_fetch(f->q, &first, 1, 300, 0), 1);
     queue_lease none;
     assert_int_equal(qt_fetch(f->q, &none, 1, 30000, 0), 0); /* leased: not visible */
     refetch r = {f->q, {0}};
@@ -296,7 +296,7 @@ static bool heartbeat_until(void *arg)
     hb *h = arg;
     char err[512];
     bool held = false;
-    assert_int_equal(queue_heartbeat(h->q, h->l, 1, 150, &held, err, sizeof err), 1);
+    assert_int_equal(queue_heartbeat(h->q, h->l, 1, 300, &held, err, sizeof err), 1);
     assert_true(held);
     queue_lease other;
     assert_int_equal(qt_fetch(h->q, &other, 1, 30000, 0), 0); /* never reclaimed */
@@ -309,9 +309,9 @@ static void test_heartbeat_keeps_item_leased(void **state)
     qfx *f = *state;
     qt_enq(f->q, 31, 1, NULL);
     queue_lease l;
-    assert_int_equal(qt_fetch(f->q, &l, 1, 150, 0), 1);
-    hb h = {f->q, &l, mono_ms() + 700, 0};
-    assert_true(wait_until(heartbeat_until, &h, 5000)); /* 700 ms > 4 leases */
+    assert_int_equal(qt_fetch(f->q, &l, 1, 300, 0), 1);
+    hb h = {f->q, &l, mono_ms() + 1000, 0};
+    assert_true(wait_until(heartbeat_until, &h, 5000)); /* 1 s > 3 leases */
     assert_true(h.beats > 5);
     queue_stats st = qt_stats(f->q);
     assert_int_equal(st.leased, 1);
@@ -368,6 +368,52 @@ static void test_many_leases_acked_in_random_order(void **state)
     assert_int_equal(st.leased, 0);
     queue_leases_clear(l, N);
     free(items);
+}
+
+typedef struct reclaim_count {
+    queue *q;
+    int total;
+} reclaim_count;
+
+static bool reclaimed_all_expired(void *arg)
+{
+    reclaim_count *rc = arg;
+    char err[512];
+    int n = queue_requeue_expired(rc->q, err, sizeof err);
+    assert_true(n >= 0);
+    rc->total += n;
+    return rc->total >= 250;
+}
+
+static void test_reclaim_takes_only_expired_leases(void **state)
+{
+    qfx *f = *state;
+    enum { N = 500 };
+    queue_item items[N];
+    for (int i = 0; i < N; i++)
+        items[i] = (queue_item){i + 1, i % 10, 1, NULL};
+    char err[512];
+    assert_int_equal(queue_enqueue(f->q, items, N, err, sizeof err), 0);
+    static queue_lease l[N];
+    assert_int_equal(qt_fetch(f->q, l, N, 500, 0), N);
+    /* every other lease is extended for a long time; the rest expire */
+    static queue_lease keep[N / 2];
+    for (int i = 0; i < N / 2; i++)
+        keep[i] = l[2 * i];
+    assert_int_equal(queue_heartbeat(f->q, keep, N / 2, 60000, NULL, err, sizeof err), N / 2);
+    reclaim_count rc = {f->q, 0};
+    assert_true(wait_until(reclaimed_all_expired, &rc, 5000));
+    assert_int_equal(rc.total, N / 2);
+    queue_stats st = qt_stats(f->q);
+    assert_int_equal(st.leased, N / 2);
+    assert_int_equal(qt_ready_total(&st), N / 2);
+    /* the extended ones are still ours, the others are not */
+    static bool held[N];
+    assert_int_equal(queue_heartbeat(f->q, l, N, 60000, held, err, sizeof err), N / 2);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(held[i], i % 2 == 0);
+    assert_int_equal(qt_ack(f->q, l, N), N / 2);
+    queue_leases_clear(l, N);
 }
 
 /* ---- nack, dead letter, release -------------------------------------- */
@@ -497,6 +543,135 @@ static void test_release_returns_prefetched_items_to_the_front(void **state)
     queue_leases_clear(l, 3);
 }
 
+static void test_ack_fetch_in_one_call(void **state)
+{
+    qfx *f = *state;
+    char err[512];
+    for (int id = 1; id <= 10; id++)
+        qt_enq(f->q, id, 5, NULL);
+    queue_lease a[4], b[4];
+    assert_int_equal(qt_fetch(f->q, a, 4, 30000, 0), 4);
+    int acked = -5;
+    assert_int_equal(queue_ack_fetch(f->q, a, 4, &acked, b, 4, 30000, 0, err, sizeof err), 4);
+    assert_int_equal(acked, 4);
+    assert_int_equal(b[0].id, 5);
+    assert_int_equal(b[3].id, 8);
+    /* acking already-acked leases counts nothing */
+    assert_int_equal(queue_ack_fetch(f->q, a, 4, &acked, a, 0, 30000, 0, err, sizeof err), 0);
+    queue_leases_clear(a, 4);
+    assert_int_equal(queue_ack_fetch(f->q, b, 4, &acked, a, 4, 30000, 0, err, sizeof err), 2);
+    assert_int_equal(acked, 4);
+    assert_int_equal(a[0].id, 9);
+    assert_int_equal(a[1].id, 10);
+    queue_leases_clear(b, 4);
+    /* nothing left: the call waits for its timeout, after acking */
+    int64_t t0 = mono_ms();
+    assert_int_equal(queue_ack_fetch(f->q, a, 2, &acked, b, 4, 30000, 250, err, sizeof err), 0);
+    assert_true(mono_ms() - t0 >= 240);
+    assert_int_equal(acked, 2);
+    queue_leases_clear(a, 2);
+    queue_stats st = qt_stats(f->q);
+    assert_int_equal(st.leased + qt_ready_total(&st), 0);
+}
+
+static void test_bulk_delayed_promotion_in_several_runs(void **state)
+{
+    qfx *f = *state;
+    enum { N = 2300 }; /* more than one promotion run (1,000 per run) */
+    static queue_item items[N];
+    for (int i = 0; i < N; i++)
+        items[i] = (queue_item){i + 1, i % 10, 1, NULL};
+    char err[512];
+    assert_int_equal(queue_enqueue_at(f->q, items, N, wall_ms() - 1, err, sizeof err), 0);
+    queue_stats st = qt_stats(f->q);
+    assert_int_equal(st.delayed, N);
+    assert_int_equal(queue_promote_due(f->q, err, sizeof err), N);
+    st = qt_stats(f->q);
+    assert_int_equal(st.delayed, 0);
+    assert_int_equal(qt_ready_total(&st), N);
+    assert_int_equal(st.ready[9], N / 10);
+}
+
+/* Several producers and consumers at once, each on its own handle (Redis)
+ * or sharing the one queue (memory): every item is delivered exactly once. */
+enum { PRODUCERS = 3, CONSUMERS = 2, PER_PRODUCER = 2000 };
+
+typedef struct crowd {
+    qfx *f;
+    atomic_int seen[PRODUCERS * PER_PRODUCER + 1];
+    atomic_int total;
+} crowd;
+
+typedef struct worker_arg {
+    crowd *c;
+    int index;
+} worker_arg;
+
+static void *crowd_produce(void *arg)
+{
+    worker_arg *w = arg;
+    queue *q = other_handle(w->c->f);
+    char err[512];
+    for (int i = 0; i < PER_PRODUCER; i += 50) {
+        queue_item batch[50];
+        for (int j = 0; j < 50; j++)
+            batch[j] = (queue_item){w->index * PER_PRODUCER + i + j + 1, (i + j) % 10, 1, NULL};
+        if (i % 100 == 0) {
+            for (int j = 0; j < 50; j++)
+                assert_int_equal(queue_enqueue(q, &batch[j], 1, err, sizeof err), 0);
+        } else {
+            assert_int_equal(queue_enqueue(q, batch, 50, err, sizeof err), 0);
+        }
+    }
+    other_close(w->c->f, q);
+    return NULL;
+}
+
+static void *crowd_consume(void *arg)
+{
+    worker_arg *w = arg;
+    queue *q = other_handle(w->c->f);
+    char err[512];
+    queue_lease l[16];
+    int64_t end = mono_ms() + 20000;
+    while (atomic_load(&w->c->total) < PRODUCERS * PER_PRODUCER && mono_ms() < end) {
+        int n = queue_fetch(q, l, 16, 30000, 100, err, sizeof err);
+        assert_true(n >= 0);
+        for (int i = 0; i < n; i++)
+            atomic_fetch_add(&w->c->seen[l[i].id], 1);
+        atomic_fetch_add(&w->c->total, n);
+        assert_int_equal(queue_ack(q, l, (size_t)n, err, sizeof err), n);
+        queue_leases_clear(l, (size_t)n);
+    }
+    other_close(w->c->f, q);
+    return NULL;
+}
+
+static void test_concurrent_producers_and_consumers(void **state)
+{
+    crowd *c = calloc(1, sizeof *c);
+    c->f = *state;
+    pthread_t th[PRODUCERS + CONSUMERS];
+    worker_arg args[PRODUCERS + CONSUMERS];
+    for (int i = 0; i < CONSUMERS; i++) {
+        args[i] = (worker_arg){c, i};
+        pthread_create(&th[i], NULL, crowd_consume, &args[i]);
+    }
+    for (int i = 0; i < PRODUCERS; i++) {
+        args[CONSUMERS + i] = (worker_arg){c, i};
+        pthread_create(&th[CONSUMERS + i], NULL, crowd_produce, &args[CONSUMERS + i]);
+    }
+    for (int i = 0; i < PRODUCERS + CONSUMERS; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(atomic_load(&c->total), PRODUCERS * PER_PRODUCER);
+    for (int id = 1; id <= PRODUCERS * PER_PRODUCER; id++)
+        if (atomic_load(&c->seen[id]) != 1)
+            fail_msg("item %d delivered %d times", id, atomic_load(&c->seen[id]));
+    queue_stats st = qt_stats(c->f->q);
+    assert_int_equal(st.leased + qt_ready_total(&st), 0);
+    free(c);
+}
+
 /* ---- blocking fetch, stats -------------------------------------------- */
 
 typedef struct producer {
@@ -535,6 +710,62 @@ static void test_blocking_fetch_wakes_on_enqueue(void **state)
     pthread_join(th, NULL);
     qt_ack(f->q, &l, 1);
     queue_lease_clear(&l);
+}
+
+typedef struct sleeper {
+    qfx *f;
+    atomic_int state; /* 0 starting, 1 waiting, 2 got one */
+    int64_t took_ms;
+} sleeper;
+
+static void *sleep_fetch(void *arg)
+{
+    sleeper *s = arg;
+    queue *q = other_handle(s->f);
+    char err[512];
+    queue_lease l;
+    atomic_store(&s->state, 1);
+    int n = queue_fetch(q, &l, 1, 30000, 10000, err, sizeof err);
+    if (n == 1) {
+        queue_ack(q, &l, 1, err, sizeof err);
+        queue_lease_clear(&l);
+        atomic_store(&s->state, 2);
+    }
+    other_close(s->f, q);
+    return NULL;
+}
+
+static bool both_waiting(void *arg)
+{
+    sleeper *s = arg;
+    return atomic_load(&s[0].state) == 1 && atomic_load(&s[1].state) == 1;
+}
+
+static bool both_served(void *arg)
+{
+    sleeper *s = arg;
+    return atomic_load(&s[0].state) == 2 && atomic_load(&s[1].state) == 2;
+}
+
+/* Two idle consumers, one bulk enqueue of two items: the first consumer
+ * woken passes the wake-up on, so both are served long before their
+ * timeout. */
+static void test_one_enqueue_wakes_every_needed_consumer(void **state)
+{
+    qfx *f = *state;
+    sleeper s[2] = {{f, 0, 0}, {f, 0, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, sleep_fetch, &s[i]);
+    assert_true(wait_until(both_waiting, s, 5000));
+    int64_t t0 = mono_ms();
+    queue_item items[2] = {{1, 5, 1, NULL}, {2, 5, 1, NULL}};
+    char err[512];
+    assert_int_equal(queue_enqueue(f->q, items, 2, err, sizeof err), 0);
+    assert_true(wait_until(both_served, s, 5000));
+    assert_true(mono_ms() - t0 < 3000);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
 }
 
 static void test_idle_fetch_waits_for_its_timeout(void **state)
@@ -583,13 +814,18 @@ static void test_stats_counts_every_state(void **state)
     cmocka_unit_test_setup_teardown(test_requeue_expired_puts_items_in_front, S, teardown), \
     cmocka_unit_test_setup_teardown(test_heartbeat_keeps_item_leased, S, teardown),      \
     cmocka_unit_test_setup_teardown(test_ack_removes, S, teardown),                      \
+    cmocka_unit_test_setup_teardown(test_ack_fetch_in_one_call, S, teardown),            \
     cmocka_unit_test_setup_teardown(test_many_leases_acked_in_random_order, S, teardown), \
+    cmocka_unit_test_setup_teardown(test_reclaim_takes_only_expired_leases, S, teardown), \
     cmocka_unit_test_setup_teardown(test_nack_moves_to_delayed_with_next_attempt, S, teardown), \
     cmocka_unit_test_setup_teardown(test_dead_letter_after_last_attempt_then_retry_and_purge, S, teardown), \
     cmocka_unit_test_setup_teardown(test_release_returns_prefetched_items_to_the_front, S, teardown), \
     cmocka_unit_test_setup_teardown(test_blocking_fetch_wakes_on_enqueue, S, teardown),  \
+    cmocka_unit_test_setup_teardown(test_one_enqueue_wakes_every_needed_consumer, S, teardown), \
     cmocka_unit_test_setup_teardown(test_idle_fetch_waits_for_its_timeout, S, teardown), \
-    cmocka_unit_test_setup_teardown(test_stats_counts_every_state, S, teardown)
+    cmocka_unit_test_setup_teardown(test_stats_counts_every_state, S, teardown),         \
+    cmocka_unit_test_setup_teardown(test_bulk_delayed_promotion_in_several_runs, S, teardown), \
+    cmocka_unit_test_setup_teardown(test_concurrent_producers_and_consumers, S, teardown)
 
 static int start_redis(void **state)
 {

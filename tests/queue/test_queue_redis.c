@@ -7,7 +7,9 @@
  */
 #include <hiredis/hiredis.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
 
 #include "qtest.h"
 
@@ -309,6 +311,124 @@ static void test_blocked_consumer_resumes_after_restart(void **state)
     free(c.url);
 }
 
+/* A consumer process killed with -9 while holding leases loses nothing:
+ * its items come back after the lease, once each, with the same attempt. */
+static void test_killed_consumer_loses_nothing(void **state)
+{
+    enum { N = 100 };
+    char *url = url_tcp(&plain, NULL, 0);
+    queue *q = qt_open(url, "kill9");
+    queue_item items[N];
+    for (int i = 0; i < N; i++)
+        items[i] = (queue_item){i + 1, i % 10, 1, NULL};
+    char err[512];
+    assert_int_equal(queue_enqueue(q, items, N, err, sizeof err), 0);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        queue *cq = queue_open(url, "kill9", err, sizeof err);
+        static queue_lease l[N];
+        int n = cq ? queue_fetch(cq, l, N, 400, 0, err, sizeof err) : -1;
+        char c = n == N ? 'y' : 'n';
+        if (write(fds[1], &c, 1) != 1)
+            _exit(1);
+        pause(); /* holds the leases until killed */
+        _exit(0);
+    }
+    char c = 0;
+    ssize_t r = read(fds[0], &c, 1);
+    kill(pid, SIGKILL); /* first, so a failing assert leaves no child behind */
+    waitpid(pid, NULL, 0);
+    assert_int_equal(r, 1);
+    assert_int_equal(c, 'y');
+    close(fds[0]);
+    close(fds[1]);
+    queue_stats st = qt_stats(q);
+    assert_int_equal(st.leased, N);
+
+    static int seen[N + 1];
+    int got = 0;
+    int64_t end = mono_ms() + 10000;
+    while (got < N && mono_ms() < end) {
+        queue_lease l[32];
+        int n = qt_fetch(q, l, 32, 30000, 2000); /* wakes at the lease expiry */
+        for (int i = 0; i < n; i++) {
+            seen[l[i].id]++;
+            assert_int_equal(l[i].attempt, 1);
+        }
+        assert_int_equal(qt_ack(q, l, (size_t)n), n);
+        queue_leases_clear(l, (size_t)n);
+        got += n;
+    }
+    assert_int_equal(got, N);
+    for (int id = 1; id <= N; id++)
+        assert_int_equal(seen[id], 1);
+    queue_close(q);
+    free(url);
+}
+
+static bool answers_ping(void *arg)
+{
+    const testredis *r = arg;
+    redisContext *c = redisConnectUnix(r->socket);
+    bool ok = false;
+    if (c && !c->err) {
+        redisReply *rep = redisCommand(c, "PING");
+        ok = rep && rep->type == REDIS_REPLY_STATUS;
+        if (rep)
+            freeReplyObject(rep);
+    }
+    if (c)
+        redisFree(c);
+    return ok;
+}
+
+static void test_outage_is_reported_then_resumed(void **state)
+{
+    char *url = url_tcp(&durable, NULL, 0);
+    char *sock_url = xasprintf("unix://%s", durable.socket);
+    queue *q = qt_open(url, "outage");
+    queue *qs = qt_open(sock_url, "outage"); /* a write to a dead unix socket raises SIGPIPE */
+    qt_enq(q, 1, 5, NULL);
+    char cmd[1024], err[512], *out = NULL;
+    snprintf(cmd, sizeof cmd, "redis-cli -s %s shutdown", durable.socket);
+    run_capture(cmd, NULL);
+    assert_false(wait_until(answers_ping, &durable, 0));
+
+    /* while Redis is down: calls fail with the reason, fetch waits its
+     * timeout (no spinning), and the handle says it is disconnected */
+    queue_lease l;
+    int64_t t0 = mono_ms();
+    assert_int_equal(queue_fetch(q, &l, 1, 30000, 300, err, sizeof err), -1);
+    assert_true(mono_ms() - t0 >= 250);
+    assert_non_null(strstr(err, "queue redis://127.0.0.1:"));
+    assert_false(queue_connected(q));
+    queue_stats st;
+    assert_int_equal(queue_stats_get(q, &st, err, sizeof err), -1);
+    assert_int_equal(queue_stats_get(qs, &st, err, sizeof err), -1);
+    assert_false(queue_connected(qs));
+
+    snprintf(cmd, sizeof cmd, "redis-server %s/redis.conf", durable.dir);
+    assert_int_equal(run_capture(cmd, &out), 0);
+    free(out);
+    assert_true(wait_until(answers_ping, &durable, 10000));
+
+    /* back: the next fetch (within its timeout, after the back-off)
+     * reconnects and the item is there */
+    assert_int_equal(qt_fetch(q, &l, 1, 30000, 10000), 1);
+    assert_int_equal(l.id, 1);
+    assert_true(queue_connected(q));
+    assert_int_equal(qt_ack(q, &l, 1), 1);
+    queue_lease_clear(&l);
+    st = qt_stats(qs); /* the socket handle is back too */
+    assert_int_equal(st.leased, 0);
+    queue_close(q);
+    queue_close(qs);
+    free(url);
+    free(sock_url);
+}
+
 static int start_all(void **state)
 {
     static const char *const secured_conf[] = {"requirepass s3cret",
@@ -337,8 +457,10 @@ int main(void)
         cmocka_unit_test(test_acl_user_and_database),
         cmocka_unit_test(test_unix_socket_with_db),
         cmocka_unit_test(test_noscript_falls_back_to_eval),
+        cmocka_unit_test(test_killed_consumer_loses_nothing),
         cmocka_unit_test(test_restart_loses_and_duplicates_nothing),
         cmocka_unit_test(test_blocked_consumer_resumes_after_restart),
+        cmocka_unit_test(test_outage_is_reported_then_resumed),
     };
     return cmocka_run_group_tests_name("queue_redis_specific", tests, start_all, stop_all);
 }

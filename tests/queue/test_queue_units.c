@@ -129,6 +129,48 @@ static void test_open_refuses_bad_prefix_and_unreachable_redis(void **state)
     assert_null(strstr(err, "pw"));
 }
 
+/* Random mutations of valid URLs: parse never crashes, and either succeeds
+ * or says why (ASan/UBSan builds check the memory side). */
+static void test_url_parse_survives_garbage(void **state)
+{
+    static const char *const seeds[] = {
+        "redis://u:p@host:6379/1", "unix://u:p@/tmp/s.sock?db=2", "redis://[::1]:1/0",
+        "redis://:%41%42@h", "memory:",
+    };
+    static const char alphabet[] = "redis:/unix@[]?%=:0123456789abcdefABCDEF.-_ ";
+    uint64_t x = 88172645463325252ULL;
+    for (int round = 0; round < 20000; round++) {
+        char buf[64];
+        const char *seed = seeds[round % 5];
+        size_t n = strlen(seed);
+        memcpy(buf, seed, n + 1);
+        for (int k = 0; k < 3; k++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            size_t pos = (size_t)(x % (n + 1));
+            char c = alphabet[(x >> 20) % (sizeof alphabet - 1)];
+            if ((x >> 40) % 3 == 0 && n > 0) { /* delete */
+                memmove(buf + pos, buf + pos + 1, n - pos);
+                n = strlen(buf);
+            } else if (pos < n) {
+                buf[pos] = c;
+            } else if (n + 1 < sizeof buf) {
+                buf[n++] = c;
+                buf[n] = '\0';
+            }
+        }
+        queue_url u;
+        char err[512] = "";
+        if (queue_url_parse(buf, &u, err, sizeof err) == 0) {
+            assert_true(u.kind == QUEUE_MEMORY || u.host || u.path);
+            queue_url_free(&u);
+        } else {
+            assert_true(strncmp(err, "queue url ", 10) == 0);
+        }
+    }
+}
+
 /* ---- back-off ---------------------------------------------------------- */
 
 static void test_backoff_without_jitter_is_exact_and_capped(void **state)
@@ -212,6 +254,7 @@ int main(void)
         cmocka_unit_test(test_url_unix_forms),
         cmocka_unit_test(test_url_errors),
         cmocka_unit_test(test_url_redact),
+        cmocka_unit_test(test_url_parse_survives_garbage),
         cmocka_unit_test(test_open_refuses_bad_prefix_and_unreachable_redis),
         cmocka_unit_test(test_backoff_without_jitter_is_exact_and_capped),
         cmocka_unit_test(test_backoff_full_jitter_bounds),

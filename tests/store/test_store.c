@@ -5,7 +5,9 @@
  * recovery exactly once under concurrency, task sync, pause/resume/trigger,
  * plugin state and retention in batches.
  */
+#include <libpq-fe.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -332,6 +334,21 @@ static void test_mark_scheduled_and_cancel(void **state)
     store_finish f = {.execution_id = id2, .status = STORE_COMPLETED, .result_json = "{}"};
     assert_int_equal(store_exec_finish(s, &f, err, sizeof err), STORE_FINISH_ALREADY);
     assert_int_equal(tu_ll(s, "SELECT count(*) FROM analysis_results"), 0);
+    /* run a finished execution again */
+    int64_t again;
+    assert_int_equal(store_exec_redrive(s, id2, &again, err, sizeof err), 0);
+    assert_int_equal(store_exec_get(s, again, &e, err, sizeof err), 0);
+    assert_int_equal(e.status, STORE_PENDING);
+    assert_string_equal(e.trigger, "retry");
+    assert_true(e.retry_of == id2);
+    assert_int_equal(e.attempt, 0);
+    store_execution_clear(&e);
+    assert_int_equal(store_exec_redrive(s, id, &again, err, sizeof err), -1);
+    assert_string_equal(err, "execution 1 is scheduled; only a finished execution (completed, "
+                             "failed, cancelled, skipped) can be run again");
+    assert_int_equal(store_exec_redrive(s, 5555, &again, err, sizeof err), 1);
+    assert_string_equal(err, "execution 5555 not found");
+    assert_int_equal(store_exec_cancel(s, again, "not needed", err, sizeof err), 1);
     /* active executions of a task, for the overlap policy */
     int64_t *ids;
     size_t n;
@@ -375,6 +392,19 @@ static void test_finish_idempotent(void **state)
     assert_int_equal(info.rc, STORE_START_NOT_FOUND);
     store_finish ghost = {.execution_id = 987654, .status = STORE_COMPLETED};
     assert_int_equal(store_exec_finish(s, &ghost, err, sizeof err), STORE_FINISH_NOT_FOUND);
+    /* A NUL character (refused by jsonb) becomes U+FFFD instead of failing
+     * the batch; an escaped backslash before "u0000" stays as it is. */
+    int64_t idn;
+    assert_int_equal(store_trigger(s, "alpha", NULL, &idn, err, sizeof err), 0);
+    store_finish nul = {.execution_id = idn, .status = STORE_COMPLETED,
+                        .result_json = "{\"a\": \"x\\u0000y\", \"b\": \"\\\\u0000\"}"};
+    assert_int_equal(store_exec_finish(s, &nul, err, sizeof err), STORE_FINISH_OK);
+    char *txt = tu_text(s, "SELECT (result->>'a') = 'x' || chr(65533) || 'y' AND "
+                           "(result->>'b') = E'\\\\u0000' FROM analysis_results "
+                           "WHERE execution_id = %lld", (long long)idn);
+    assert_string_equal(txt, "t");
+    free(txt);
+    tu_exec(s, "DELETE FROM analysis_results WHERE execution_id = %lld", (long long)idn);
     /* Bad input is refused before any SQL, naming the execution. */
     store_finish bad = {.execution_id = id, .status = STORE_COMPLETED, .result_json = "{oops"};
     assert_int_equal(store_exec_finish(s, &bad, err, sizeof err), -1);
@@ -463,6 +493,60 @@ static void test_finish_batch(void **state)
     for (int i = 0; i < N; i++)
         assert_int_equal(rc[i], STORE_FINISH_ALREADY);
     assert_int_equal(tu_ll(s, "SELECT count(*) FROM analysis_results"), N - N / 10);
+    store_close(s);
+    tu_config_clear(&cfg);
+}
+
+/* The fast path: no start call, the finish records the attempt. */
+static void test_finish_fast_path(void **state)
+{
+    ERR;
+    pgr_config cfg;
+    store *s = with_tasks(&cfg);
+    int64_t id, id2;
+    assert_int_equal(store_trigger(s, "alpha", NULL, &id, err, sizeof err), 0);
+    assert_int_equal(store_trigger(s, "alpha", NULL, &id2, err, sizeof err), 0);
+    assert_int_equal(store_exec_mark_queued(s, &id, 1, err, sizeof err), 1);
+    const int64_t t0 = 1795000000123LL;
+    store_finish f[2] = {
+        {.execution_id = id, .status = STORE_COMPLETED, .result_json = "{\"fast\": 1}",
+         .started_at_ms = t0, .worker_host = "fast-host", .worker_pid = 7},
+        {.execution_id = id2, .status = STORE_SCHEDULED, .error = "busy", .not_before_ms = t0,
+         .started_at_ms = t0, .worker_host = "fast-host", .worker_pid = 8},
+    };
+    store_finish_rc rc[2];
+    assert_int_equal(store_finish_batch(s, f, 2, rc, err, sizeof err), 0);
+    assert_int_equal(rc[0], STORE_FINISH_OK);
+    assert_int_equal(rc[1], STORE_FINISH_OK);
+    store_execution e;
+    assert_int_equal(store_exec_get(s, id, &e, err, sizeof err), 0);
+    assert_int_equal(e.status, STORE_COMPLETED);
+    assert_int_equal(e.attempt, 1);
+    assert_true(e.started_at_ms == t0);
+    assert_string_equal(e.worker, "fast-host");
+    assert_int_equal(e.n_attempts, 1);
+    assert_string_equal(e.attempts[0].outcome, "success");
+    assert_int_equal(e.attempts[0].worker_pid, 7);
+    assert_true(e.attempts[0].started_at_ms == t0 && e.attempts[0].finished_at_ms > t0);
+    assert_string_equal(e.result_json, "{\"fast\": 1}");
+    store_execution_clear(&e);
+    /* the retried one ran its attempt 1; its second run also takes the fast path */
+    f[1] = (store_finish){.execution_id = id2, .status = STORE_FAILED, .error = "gave up",
+                          .started_at_ms = t0 + 1000, .worker_host = "h2", .worker_pid = 9};
+    assert_int_equal(store_exec_finish(s, &f[1], err, sizeof err), STORE_FINISH_OK);
+    char *o = tu_text(s, "SELECT string_agg(attempt || ':' || outcome || ':' || worker_host, ',' "
+                         "ORDER BY attempt) FROM execution_attempts WHERE execution_id = %lld",
+                      (long long)id2);
+    assert_string_equal(o, "1:retry:fast-host,2:fail:h2");
+    free(o);
+    /* redelivered: no second attempt row, no second result */
+    assert_int_equal(store_exec_finish(s, &f[0], err, sizeof err), STORE_FINISH_ALREADY);
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM execution_attempts"), 3);
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM analysis_results"), 1);
+    assert_int_equal(tu_ll(s, "SELECT (last_run_at = 'epoch'::timestamptz + "
+                              "interval '1795000001.123 s')::int FROM scheduled_tasks "
+                              "WHERE name = 'alpha'"),
+                     1);
     store_close(s);
     tu_config_clear(&cfg);
 }
@@ -598,6 +682,231 @@ static void test_recover_by_worker_host(void **state)
     tu_config_clear(&cfg);
 }
 
+/* ---- concurrency and crashes ---------------------------------------------------------- */
+
+typedef struct finish_arg {
+    const char *url;
+    pthread_barrier_t *barrier;
+    const int64_t *ids;
+    int n, which, rc;
+    store_finish_rc *rcs;
+} finish_arg;
+
+static void *finish_thread(void *p)
+{
+    finish_arg *a = p;
+    char e[512];
+    store *s = store_open(a->url, e, sizeof e);
+    store_finish *items = xcalloc((size_t)a->n, sizeof *items);
+    char (*res)[32] = xcalloc((size_t)a->n, sizeof *res);
+    for (int i = 0; i < a->n; i++) {
+        snprintf(res[i], sizeof res[i], "{\"by\": %d}", a->which);
+        /* the two callers list the ids in opposite orders */
+        int k = a->which ? a->n - 1 - i : i;
+        items[k] = (store_finish){.execution_id = a->ids[i], .status = STORE_COMPLETED,
+                                  .result_json = res[i], .plugin = "p", .state_json = res[i]};
+    }
+    pthread_barrier_wait(a->barrier);
+    a->rc = s ? store_finish_batch(s, items, (size_t)a->n, a->rcs, e, sizeof e) : -1;
+    if (a->rc < 0)
+        fprintf(stderr, "finish_thread: %s\n", e);
+    if (a->which) { /* map back to id order */
+        for (int i = 0; i < a->n / 2; i++) {
+            store_finish_rc t = a->rcs[i];
+            a->rcs[i] = a->rcs[a->n - 1 - i];
+            a->rcs[a->n - 1 - i] = t;
+        }
+    }
+    free(items);
+    free(res);
+    store_close(s);
+    return NULL;
+}
+
+static void test_finish_concurrent_redelivery(void **state)
+{
+    ERR;
+    pgr_config cfg;
+    store *s = with_tasks(&cfg);
+    enum { N = 100 };
+    int64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        bool c;
+        assert_int_equal(store_fire(s, task_id(s, "alpha"), 1795000000000LL + i * 1000LL,
+                                    STORE_QUEUED, 0, &ids[i], &c, err, sizeof err),
+                         0);
+        store_start_info info = start1(s, ids[i], "h", 1);
+        store_start_info_clear(&info);
+    }
+    /* Two workers finish the same executions at the same moment (an item
+     * redelivered after a lease expiry): each execution gets one result. */
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, 2);
+    store_finish_rc rc0[N], rc1[N];
+    finish_arg a[2] = {{cfg.store.url, &barrier, ids, N, 0, 0, rc0},
+                       {cfg.store.url, &barrier, ids, N, 1, 0, rc1}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, finish_thread, &a[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&barrier);
+    assert_int_equal(a[0].rc, 0);
+    assert_int_equal(a[1].rc, 0);
+    int won0 = 0;
+    for (int i = 0; i < N; i++) {
+        /* exactly one of the two applied each finish */
+        assert_true((rc0[i] == STORE_FINISH_OK) != (rc1[i] == STORE_FINISH_OK));
+        assert_true(rc0[i] == STORE_FINISH_ALREADY || rc1[i] == STORE_FINISH_ALREADY);
+        won0 += rc0[i] == STORE_FINISH_OK;
+        assert_int_equal(tu_ll(s, "SELECT (result->>'by')::int FROM analysis_results "
+                                  "WHERE execution_id = %lld", (long long)ids[i]),
+                         rc0[i] == STORE_FINISH_OK ? 0 : 1);
+    }
+    print_message("concurrent finish: worker 0 applied %d, worker 1 applied %d\n", won0,
+                  N - won0);
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM analysis_results"), N);
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM execution_attempts WHERE outcome = 'success'"),
+                     N);
+    store_close(s);
+    tu_config_clear(&cfg);
+}
+
+/* A worker killed with -9 in the middle of a transaction that holds its
+ * executions' rows: recovery right afterwards still returns every one of
+ * them, exactly once, and they can run again. */
+static void test_recover_after_kill9(void **state)
+{
+    ERR;
+    pgr_config cfg;
+    store *s = with_tasks(&cfg);
+    enum { N = 5 };
+    int64_t ids[N];
+    for (int i = 0; i < N; i++)
+        assert_int_equal(store_trigger(s, "beta", NULL, &ids[i], err, sizeof err), 0);
+    assert_int_equal(store_exec_mark_queued(s, ids, N, err, sizeof err), N);
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char e[512];
+        store *c = store_open(cfg.store.url, e, sizeof e);
+        store_start st[N];
+        store_start_info info[N];
+        for (int i = 0; i < N; i++)
+            st[i] = (store_start){ids[i], "doomed-host", getpid()};
+        if (!c || store_exec_start(c, st, N, info, e, sizeof e) < 0)
+            _exit(1);
+        /* an in-flight finish: the rows are locked when the kill comes */
+        PQclear(PQexec(store_conn(c), "BEGIN"));
+        PQclear(PQexec(store_conn(c), "SELECT * FROM task_executions FOR UPDATE"));
+        (void)!write(ready[1], "x", 1);
+        for (;;)
+            pause();
+    }
+    close(ready[1]);
+    char x;
+    assert_int_equal(read(ready[0], &x, 1), 1);
+    close(ready[0]);
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM task_executions WHERE status = 'running' "
+                              "AND worker = 'doomed-host'"),
+                     N);
+    kill(pid, SIGKILL);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    store_recovered *rows;
+    size_t n;
+    assert_int_equal(store_recover(s, NULL, false, &rows, &n, err, sizeof err), 0);
+    assert_int_equal(n, N);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(rows[i].was, STORE_RUNNING);
+        assert_int_equal(rows[i].attempt, 1);
+    }
+    free(rows);
+    assert_int_equal(store_recover(s, NULL, false, &rows, &n, err, sizeof err), 0);
+    assert_int_equal(n, 0);
+    free(rows);
+    char *o = tu_text(s, "SELECT outcome || ':' || worker_pid FROM execution_attempts "
+                         "WHERE execution_id = %lld", (long long)ids[0]);
+    char want[64];
+    snprintf(want, sizeof want, "lost:%d", (int)pid);
+    assert_string_equal(o, want);
+    free(o);
+    /* re-enqueued and run again: attempt 2, one result */
+    assert_int_equal(store_exec_mark_queued(s, ids, N, err, sizeof err), N);
+    store_start_info info = start1(s, ids[0], "new-host", 2);
+    assert_int_equal(info.rc, STORE_START_OK);
+    assert_int_equal(info.attempt, 2);
+    store_start_info_clear(&info);
+    store_close(s);
+    tu_config_clear(&cfg);
+}
+
+/* Not a pass/fail on time: prints what one batch of start + finish costs. */
+static void test_batch_throughput_figure(void **state)
+{
+    ERR;
+    pgr_config cfg;
+    store *s = with_tasks(&cfg);
+    enum { N = 4000, B = 500 };
+    int64_t *ids = xcalloc(N, sizeof *ids);
+    tu_exec(s, "INSERT INTO task_executions (scheduled_task_id, task_name, task_type, status, "
+               " scheduled_for, queued_at) SELECT %lld, 'alpha', 'log_analysis', 'queued', "
+               " 'epoch'::timestamptz + g * interval '1 s', now() FROM generate_series(1, %d) g",
+            (long long)task_id(s, "alpha"), N);
+    int64_t first = tu_ll(s, "SELECT min(id) FROM task_executions");
+    for (int i = 0; i < N; i++)
+        ids[i] = first + i;
+    store_start *st = xcalloc(B, sizeof *st);
+    store_start_info *info = xcalloc(B, sizeof *info);
+    store_finish *fin = xcalloc(B, sizeof *fin);
+    store_finish_rc *rc = xcalloc(B, sizeof *rc);
+    int64_t t0 = mono_us();
+    for (int off = 0; off < N; off += B) {
+        for (int i = 0; i < B; i++)
+            st[i] = (store_start){ids[off + i], "bench-host", 1};
+        assert_int_equal(store_exec_start(s, st, B, info, err, sizeof err), 0);
+        for (int i = 0; i < B; i++)
+            store_start_info_clear(&info[i]);
+    }
+    int64_t t1 = mono_us();
+    for (int off = 0; off < N; off += B) {
+        for (int i = 0; i < B; i++)
+            fin[i] = (store_finish){.execution_id = ids[off + i], .status = STORE_COMPLETED,
+                                    .result_json = "{\"ok\": true}"};
+        assert_int_equal(store_finish_batch(s, fin, B, rc, err, sizeof err), 0);
+        for (int i = 0; i < B; i++)
+            assert_int_equal(rc[i], STORE_FINISH_OK);
+    }
+    int64_t t2 = mono_us();
+    /* the same again through the fast path (finish only) */
+    tu_exec(s, "UPDATE task_executions SET status = 'queued'");
+    tu_exec(s, "DELETE FROM analysis_results");
+    int64_t t3 = mono_us();
+    for (int off = 0; off < N; off += B) {
+        for (int i = 0; i < B; i++)
+            fin[i] = (store_finish){.execution_id = ids[off + i], .status = STORE_COMPLETED,
+                                    .result_json = "{\"ok\": true}", .started_at_ms = wall_ms(),
+                                    .worker_host = "bench-host", .worker_pid = 1};
+        assert_int_equal(store_finish_batch(s, fin, B, rc, err, sizeof err), 0);
+    }
+    int64_t t4 = mono_us();
+    print_message("batches of %d: start %.0f/s + finish %.0f/s = %.0f executions/s; "
+                  "fast path (finish only) %.0f executions/s\n",
+                  B, N * 1e6 / (double)(t1 - t0), N * 1e6 / (double)(t2 - t1),
+                  N * 1e6 / (double)(t2 - t0), N * 1e6 / (double)(t4 - t3));
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM analysis_results"), N);
+    free(ids);
+    free(st);
+    free(info);
+    free(fin);
+    free(rc);
+    store_close(s);
+    tu_config_clear(&cfg);
+}
+
 /* ---- tasks --------------------------------------------------------------------------- */
 
 static void test_sync_tasks(void **state)
@@ -695,6 +1004,49 @@ static void test_sync_tasks(void **state)
                               "AND credentials = 'vault' AND removed_at IS NULL"),
                      1);
     tu_task_clear(&api);
+    store_close(s);
+    tu_config_clear(&cfg);
+}
+
+/* 5,000 YAML tasks: one statement each way; prints the times (a per-row
+ * scan in the sync once made the unchanged re-sync quadratic: minutes). */
+static void test_sync_many_tasks(void **state)
+{
+    ERR;
+    enum { N = 5000 };
+    cfg_task *t = xcalloc(N, sizeof *t);
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "task-%05d", i);
+        tu_task(&t[i], name, "custom_sql", "*/5 * * * *", "{\"q\": \"select 1\"}");
+    }
+    pgr_config cfg;
+    tu_config(&cfg, tu_fresh_db(true), t, N);
+    free(t);
+    store *s = tu_open(cfg.store.url);
+    store_sync_stats st;
+    int64_t t0 = mono_us();
+    assert_int_equal(store_sync_tasks(s, &cfg, &st, err, sizeof err), 0);
+    int64_t t1 = mono_us();
+    assert_int_equal(st.inserted, N);
+    assert_int_equal(store_sync_tasks(s, &cfg, &st, err, sizeof err), 0);
+    int64_t t2 = mono_us();
+    assert_int_equal(st.unchanged, N);
+    store_task *list;
+    size_t n;
+    assert_int_equal(store_task_list(s, false, &list, &n, err, sizeof err), 0);
+    int64_t t3 = mono_us();
+    assert_int_equal(n, N);
+    assert_string_equal(list[N - 1].name, "task-04999");
+    store_tasks_free(list, n);
+    assert_int_equal(store_task_pause(s, "task-1234", err, sizeof err), 1);
+    assert_string_equal(err, "task \"task-1234\" not found (known: task-00000, task-00001, "
+                             "task-00002, task-00003, task-00004, task-00005, task-00006, "
+                             "task-00007, task-00008, task-00009 and 4990 more: see pgreviewer "
+                             "task list); did you mean \"task-01234\"?");
+    print_message("%d tasks: first sync %.0f ms, unchanged re-sync %.0f ms, list %.0f ms\n", N,
+                  (double)(t1 - t0) / 1000.0, (double)(t2 - t1) / 1000.0,
+                  (double)(t3 - t2) / 1000.0);
     store_close(s);
     tu_config_clear(&cfg);
 }
@@ -807,6 +1159,75 @@ static void test_plugin_state_and_history(void **state)
     tu_config_clear(&cfg);
 }
 
+/* ---- notifications and reconnects ------------------------------------------------------ */
+
+typedef struct notif_wait {
+    store *s;
+    char channel[64], payload[64];
+    int rc;
+} notif_wait;
+
+static bool got_notification(void *p)
+{
+    notif_wait *w = p;
+    char e[256];
+    w->rc = store_notification(w->s, w->channel, sizeof w->channel, w->payload,
+                               sizeof w->payload, e, sizeof e);
+    return w->rc != 0;
+}
+
+static void expect_notification(store *s, const char *channel, const char *payload)
+{
+    notif_wait w = {.s = s};
+    assert_true(wait_until(got_notification, &w, 5000));
+    assert_int_equal(w.rc, 1);
+    assert_string_equal(w.channel, channel);
+    assert_string_equal(w.payload, payload);
+}
+
+static void test_notify_and_reconnect(void **state)
+{
+    ERR;
+    pgr_config cfg;
+    store *s = with_tasks(&cfg);
+    store *l = tu_open(cfg.store.url);
+    assert_int_equal(store_listen(l, STORE_CHANNEL_TASKS, err, sizeof err), 0);
+    assert_int_equal(store_listen(l, STORE_CHANNEL_EXECUTIONS, err, sizeof err), 0);
+    assert_true(store_socket(l) >= 0);
+    assert_int_equal(store_task_pause(s, "alpha", err, sizeof err), 0);
+    expect_notification(l, STORE_CHANNEL_TASKS, "alpha");
+    int64_t id;
+    assert_int_equal(store_trigger(s, "beta", NULL, &id, err, sizeof err), 0);
+    char ids[24];
+    snprintf(ids, sizeof ids, "%lld", (long long)id);
+    expect_notification(l, STORE_CHANNEL_EXECUTIONS, ids);
+    assert_int_equal(store_listen(l, STORE_CHANNEL_CANCEL, err, sizeof err), 0);
+    assert_int_equal(store_exec_cancel(s, id, "replaced", err, sizeof err), 1);
+    expect_notification(l, STORE_CHANNEL_CANCEL, ids);
+    /* a sync that changes nothing is silent; one that changes something is not */
+    assert_int_equal(store_sync_tasks(s, &cfg, NULL, err, sizeof err), 0);
+    cfg.tasks[0].priority = 1;
+    assert_int_equal(store_sync_tasks(s, &cfg, NULL, err, sizeof err), 0);
+    expect_notification(l, STORE_CHANNEL_TASKS, "*");
+    char ch[64], pl[64];
+    assert_int_equal(store_notification(l, ch, sizeof ch, pl, sizeof pl, err, sizeof err), 0);
+    /* The server drops the listener's connection (as in a restart): the
+     * call that meets it fails, the next reconnects and listens again. */
+    tu_exec(s, "SELECT pg_terminate_backend(%d, 5000)", PQbackendPID(store_conn(l)));
+    store_task *list;
+    size_t n;
+    assert_int_equal(store_task_list(l, false, &list, &n, err, sizeof err), -1);
+    assert_non_null(strstr(err, "store: listing tasks: "));
+    assert_int_equal(store_task_list(l, false, &list, &n, err, sizeof err), 0);
+    assert_int_equal(n, 2);
+    store_tasks_free(list, n);
+    assert_int_equal(store_task_resume(s, "alpha", err, sizeof err), 0);
+    expect_notification(l, STORE_CHANNEL_TASKS, "alpha");
+    store_close(l);
+    store_close(s);
+    tu_config_clear(&cfg);
+}
+
 /* ---- retention -------------------------------------------------------------------------- */
 
 static void test_retention_batches(void **state)
@@ -850,14 +1271,33 @@ static void test_retention_batches(void **state)
                      1);
     assert_int_equal(tu_ll(s, "SELECT count(*) FROM execution_attempts"), 0);
     assert_int_equal(tu_ll(s, "SELECT count(*) FROM analysis_results"), 0);
-    /* Keep the 10 newest per task. */
+    /* Keep the 10 newest finished per task: alpha gets 15 recent finished
+     * ones interleaved with unfinished ones (never counted, never deleted). */
+    tu_exec(s, "INSERT INTO task_executions (scheduled_task_id, task_name, task_type, status, "
+               " scheduled_for, completed_at) "
+               "SELECT %lld, 'alpha', 'log_analysis', CASE WHEN g %% 2 = 0 THEN 'completed' "
+               " ELSE 'queued' END, now() - (31 - g) * interval '1 s', "
+               " CASE WHEN g %% 2 = 0 THEN now() END FROM generate_series(1, 30) g",
+            (long long)a);
     assert_int_equal(store_retention(s, 0, 10, 7, &st, err, sizeof err), 0);
-    assert_int_equal(st.executions, 20);
-    assert_int_equal(st.statements, 3); /* 7 + 7 + 6 */
+    assert_int_equal(st.executions, 20 + 5);
+    assert_int_equal(st.statements, 4); /* 7 + 7 + 7 + 4 */
     assert_int_equal(tu_ll(s, "SELECT count(*) FROM task_executions WHERE task_name = 'beta' "
                               "AND completed_at > now() - interval '11 min'"),
                      10);
-    assert_int_equal(tu_ll(s, "SELECT count(*) FROM task_executions"), 11);
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM task_executions WHERE task_name = 'alpha' "
+                              "AND status = 'completed' AND scheduled_for > now() - "
+                              "interval '11 s'"),
+                     5);
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM task_executions WHERE task_name = 'alpha' "
+                              "AND status = 'completed'"),
+                     10);
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM task_executions WHERE status = 'queued'"),
+                     15);
+    assert_int_equal(tu_ll(s, "SELECT count(*) FROM task_executions"), 10 + 10 + 15 + 1);
+    /* nothing more to do */
+    assert_int_equal(store_retention(s, 30LL * 86400000, 10, 7, &st, err, sizeof err), 0);
+    assert_int_equal(st.executions, 0);
     store_close(s);
     tu_config_clear(&cfg);
 }
@@ -874,11 +1314,17 @@ int main(void)
         cmocka_unit_test(test_mark_scheduled_and_cancel),
         cmocka_unit_test(test_finish_idempotent),
         cmocka_unit_test(test_finish_batch),
+        cmocka_unit_test(test_finish_fast_path),
         cmocka_unit_test(test_recover_exactly_once),
         cmocka_unit_test(test_recover_by_worker_host),
+        cmocka_unit_test(test_finish_concurrent_redelivery),
+        cmocka_unit_test(test_recover_after_kill9),
+        cmocka_unit_test(test_batch_throughput_figure),
         cmocka_unit_test(test_sync_tasks),
+        cmocka_unit_test(test_sync_many_tasks),
         cmocka_unit_test(test_pause_resume_trigger_remove),
         cmocka_unit_test(test_plugin_state_and_history),
+        cmocka_unit_test(test_notify_and_reconnect),
         cmocka_unit_test(test_retention_batches),
     };
     return cmocka_run_group_tests(tests, tu_group_setup, tu_group_teardown);

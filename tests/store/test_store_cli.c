@@ -128,7 +128,7 @@ static void test_cli_usage(void **state)
     r = run_cli(cmd_db, &cfg, "upgrade", NULL);
     assert_int_equal(r.rc, 2);
     assert_string_equal(r.err, "pgreviewer: unknown db command \"upgrade\"\n"
-                               "usage: pgreviewer db migrate | pgreviewer db status\n");
+                               "usage: pgreviewer db migrate | pgreviewer db status | pgreviewer db prune\n");
     cli_free(&r);
 }
 

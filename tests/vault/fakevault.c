@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,6 +58,7 @@ int fakevault_start(fakevault *fv, const char *cert_dir)
     if (fv->pid < 0)
         return -1;
     if (fv->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
         if (cert_dir)
             execlp("python3", "python3", script, g_port_file, "--tls", cert, key, (char *)NULL);
         else

@@ -207,6 +207,46 @@ static void test_no_token(void **state)
     assert_int_equal(count(f, READ_PATH), 0);
 }
 
+static void test_auth_files_vanish(void **state)
+{
+    fixture *f = *state;
+    token_cfg(f);
+    make_client(f);
+    fakevault_file(&f->fv, "token", "\n");
+    char want[600];
+    snprintf(want, sizeof want, "vault.auth.token_file: %s: the file is empty", f->cfg.token_file);
+    expect_read_error(f, want);
+    unlink(f->cfg.token_file);
+    snprintf(want, sizeof want, "vault.auth.token_file: %s: cannot open: No such file or directory",
+             f->cfg.token_file);
+    expect_read_error(f, want);
+
+    vault_free(f->vc);
+    approle_cfg(f);
+    make_client(f);
+    unlink(f->cfg.secret_id_file);
+    snprintf(want, sizeof want,
+             "vault.auth.secret_id_file: %s: cannot open: No such file or directory",
+             f->cfg.secret_id_file);
+    expect_read_error(f, want);
+    assert_int_equal(count(f, "POST /v1/auth/approle/login"), 0);
+}
+
+static void test_approle_in_namespace(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(fakevault_ctl(&f->fv, "/approle",
+                                   "{\"namespace\": \"team-b\", \"role_id\": \"" ROLE_ID
+                                   "\", \"secret_id\": \"" SECRET_ID "\"}"),
+                     0);
+    put_secret(f, "team-b");
+    approle_cfg(f);
+    f->cfg.namespace_ = (char *)"team-b/"; /* a trailing slash is how Vault's CLI often shows it */
+    make_client(f);
+    assert_int_equal(read_prod(f), 0);
+    assert_int_equal(count(f, "POST /v1/auth/approle/login"), 1);
+}
+
 static void test_token_rejected(void **state)
 {
     fixture *f = *state;
@@ -262,8 +302,8 @@ static void test_approle_bad_secret_id(void **state)
     char want[512];
     snprintf(want, sizeof want,
              "Vault AppRole login at %s (auth/approle/login) failed: HTTP 400: invalid role or "
-             "secret ID; check vault.auth.role_id_file, vault.auth.secret_id_file and the "
-             "AppRole mount",
+             "secret ID; check vault.auth.role_id_file, vault.auth.secret_id_file and "
+             "vault.auth.mount",
              f->fv.address);
     expect_read_error(f, want);
     assert_int_equal(count(f, READ_PATH), 0);
@@ -280,7 +320,7 @@ static bool renewal_due(void *arg)
 static void test_renewal_at_two_thirds(void **state)
 {
     fixture *f = *state;
-    add_approle(f, 1, NULL); /* 1 s: renewal due after ~667 ms */
+    add_approle(f, 2, NULL); /* 2 s: renewal due after ~1.33 s, 0.67 s before expiry */
     put_secret(f, "");
     approle_cfg(f);
     f->cfg.cache_ttl_ms = 0;
@@ -295,6 +335,20 @@ static void test_renewal_at_two_thirds(void **state)
     assert_int_equal(count(f, "POST /v1/auth/token/renew-self"), 1);
     assert_int_equal(count(f, "POST /v1/auth/approle/login"), 1);
     assert_true(vault_renew_due_ms(f->vc) > first_due);
+}
+
+static void test_renewal_while_reads_are_cached(void **state)
+{
+    fixture *f = *state;
+    add_approle(f, 2, NULL);
+    put_secret(f, "");
+    approle_cfg(f);
+    make_client(f); /* cache_ttl 60 s: every later read is a cache hit */
+    assert_int_equal(read_prod(f), 0);
+    assert_true(wait_until(renewal_due, f, 3000));
+    assert_int_equal(read_prod(f), 0);
+    assert_int_equal(count(f, "POST /v1/auth/token/renew-self"), 1);
+    assert_int_equal(count(f, READ_PATH), 1);
 }
 
 static void test_relogin_when_renewal_fails(void **state)
@@ -320,7 +374,7 @@ static void test_relogin_when_renewal_fails(void **state)
 static void test_maintain_renews_without_a_read(void **state)
 {
     fixture *f = *state;
-    add_approle(f, 1, NULL);
+    add_approle(f, 2, NULL);
     approle_cfg(f);
     make_client(f);
     assert_int_equal(vault_renew_due_ms(f->vc), 0); /* lazy: nothing yet */
@@ -530,6 +584,61 @@ static void test_malformed_answers(void **state)
     expect_read_error(f, want);
 }
 
+/* A server (or a proxy) that echoes secrets in its errors: masked. */
+static void test_echoed_secrets_are_redacted(void **state)
+{
+    fixture *f = *state;
+    add_token(f, 0, "");
+    put_secret(f, "");
+    token_cfg(f);
+    make_client(f);
+    assert_int_equal(fakevault_ctl(&f->fv, "/fail",
+                                   "{\"prefix\": \"/v1/secret/\", \"status\": 500, \"errors\": "
+                                   "[\"token " TOKEN " hit a storage error\"]}"),
+                     0);
+    char want[512];
+    snprintf(want, sizeof want,
+             "Vault at %s failed reading " LOC ": HTTP 500: token [redacted] hit a storage error",
+             f->fv.address);
+    expect_read_error(f, want);
+
+    vault_free(f->vc);
+    approle_cfg(f);
+    add_approle(f, 3600, NULL);
+    make_client(f);
+    assert_int_equal(fakevault_ctl(&f->fv, "/fail",
+                                   "{\"prefix\": \"/v1/auth/approle/login\", \"status\": 400, "
+                                   "\"errors\": [\"bad secret_id " SECRET_ID " for role " ROLE_ID
+                                   "\"]}"),
+                     0);
+    snprintf(want, sizeof want,
+             "Vault AppRole login at %s (auth/approle/login) failed: HTTP 400: bad secret_id "
+             "[redacted] for role [redacted]; check vault.auth.role_id_file, "
+             "vault.auth.secret_id_file and vault.auth.mount",
+             f->fv.address);
+    expect_read_error(f, want);
+}
+
+static void test_answer_too_big(void **state)
+{
+    fixture *f = *state;
+    add_token(f, 0, "");
+    token_cfg(f);
+    make_client(f);
+    size_t n = 1100 * 1000;
+    char *body = malloc(n + 100);
+    int off = snprintf(body, 100, "{\"prefix\": \"/v1/secret/\", \"status\": 200, \"raw\": \"");
+    memset(body + off, 'x', n);
+    strcpy(body + off + n, "\"}");
+    assert_int_equal(fakevault_ctl(&f->fv, "/fail", body), 0);
+    free(body);
+    char want[512];
+    snprintf(want, sizeof want,
+             "Vault at %s sent a malformed answer to reading " LOC ": larger than 1048576 bytes",
+             f->fv.address);
+    expect_read_error(f, want);
+}
+
 static void test_bad_connection_id(void **state)
 {
     fixture *f = *state;
@@ -728,6 +837,57 @@ static void test_tls_verification_failure(void **state)
     assert_int_equal(count(f, "GET /v1/auth/token/lookup-self"), 0); /* never reached */
 }
 
+static void test_tls_ca_file_not_pem(void **state)
+{
+    fixture *f = *state;
+    add_token(f, 0, "");
+    token_cfg(f);
+    f->cfg.ca_file = (char *)fakevault_file(&f->fv, "not-a-ca.pem", "hello\n");
+    make_client(f);
+    assert_int_equal(read_prod(f), -1);
+    char head[600];
+    snprintf(head, sizeof head, "vault.ca_file %s cannot be used as a CA bundle: ", f->cfg.ca_file);
+    if (strncmp(f->err, head, strlen(head)) != 0)
+        fail_msg("unexpected: %s", f->err);
+}
+
+/* Over TLS a shared connection would be fatal: the child's records would
+ * break the parent's session. The child must use its own handle. */
+static void test_tls_fork(void **state)
+{
+    fixture *f = *state;
+    add_token(f, 0, "");
+    put_secret(f, "");
+    token_cfg(f);
+    f->cfg.ca_file = f->fv.cert;
+    f->cfg.cache_ttl_ms = 0;
+    make_client(f);
+    assert_int_equal(read_prod(f), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        json_t *d = NULL;
+        char err[512];
+        int ok = 1;
+        for (int i = 0; i < 3; i++) {
+            ok &= vault_read_secret(f->vc, "prod-main", &d, err, sizeof err) == 0;
+            vault_secret_free(d);
+        }
+        vault_free(f->vc);
+        _exit(ok ? 0 : 1);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(read_prod(f), 0);
+    assert_int_equal(count(f, READ_PATH), 7);
+    json_t *stats = fakevault_stats(&f->fv);
+    assert_int_equal(json_integer_value(json_object_get(stats, "tls_errors")), 0);
+    /* The parent kept its connection; the child had one of its own. */
+    assert_int_equal(json_integer_value(json_object_get(stats, "connections")), 2);
+    json_decref(stats);
+}
+
 static void test_tls_verify_off(void **state)
 {
     fixture *f = *state;
@@ -745,11 +905,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_file_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_from_environment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_files_vanish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_approle_in_namespace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approle_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approle_custom_mount, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approle_bad_secret_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renewal_at_two_thirds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renewal_while_reads_are_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relogin_when_renewal_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_maintain_renews_without_a_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relogin_after_403, setup, teardown),
@@ -763,6 +926,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_echoed_secrets_are_redacted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_too_big, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_connection_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_namespace_header, setup, teardown),
@@ -775,6 +940,8 @@ int main(void)
     const struct CMUnitTest tls[] = {
         cmocka_unit_test_setup_teardown(test_tls_with_ca_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_verification_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_ca_file_not_pem, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_fork, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_verify_off, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("vault", plain, group_setup, group_teardown);

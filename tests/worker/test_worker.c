@@ -217,8 +217,7 @@ static void test_kill9_whole_host(void **state)
     must_reach(&f, 150, 20000, "SELECT count(*) FROM task_executions WHERE status = 'completed'");
     /* The supervisor and its executors, all at once. */
     assert_int_equal(kill(-first, SIGKILL), 0);
-    waitpid(first, NULL, 0);
-    f.pid = 0;
+    assert_true(wt_wait_exit(&f, 5000) >= 0);
     assert_true(wait_until(group_gone, &first, 5000));
     long long done_before = wt_ll(&f, "SELECT count(*) FROM task_executions WHERE status = 'completed'");
     long long in_flight = wt_ll(&f, "SELECT count(*) FROM task_executions WHERE status = 'running'");
