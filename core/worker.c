@@ -25,7 +25,6 @@
 #include "worker.h"
 
 #include <errno.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -229,18 +228,6 @@ static int64_t wall_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* After a failed store call: reconnect a connection that was lost (a
- * PostgreSQL restart), so the next call can succeed. */
-static void store_heal(store *s, const char *who)
-{
-    PGconn *c = store_conn(s);
-    if (PQstatus(c) == CONNECTION_OK)
-        return;
-    PQreset(c);
-    if (PQstatus(c) == CONNECTION_OK)
-        log_info("store: %s connection re-established", who);
 }
 
 static char *dumps_or_null(const json_t *j)
@@ -469,7 +456,6 @@ static void prepare(worker *w, queue_lease *ls, int n)
     if (store_exec_start(w->fs, st, (size_t)n, info, err, sizeof err) < 0) {
         log_error("starting %d executions in the store: %s; giving them back to the queue", n,
                   err);
-        store_heal(w->fs, "fetcher");
         if (queue_release(w->fq, ls, (size_t)n, err, sizeof err) < 0)
             log_warning("giving back %d items: %s (their leases will expire)", n, err);
         queue_leases_clear(ls, (size_t)n);
@@ -748,7 +734,6 @@ static int flush_store(worker *w)
         rc = store_finish_batch(wr->s, items, k, frc, err, sizeof err);
         if (rc < 0) {
             log_error("writing %zu outcomes to the store: %s; will try again", k, err);
-            store_heal(wr->s, "writer");
         } else {
             for (size_t j = 0; j < k; j++) {
                 of[j]->stored = true;
@@ -1002,11 +987,9 @@ static void give_back_ready(worker *w)
     char err[512];
     if (queue_release(w->mq, ls, n, err, sizeof err) < 0)
         log_error("giving back %zu prefetched items: %s (their leases will expire)", n, err);
-    if (!w->o.no_store && store_exec_unstart(w->ms, ids, n, err, sizeof err) < 0) {
-        store_heal(w->ms, "supervisor"); /* idle for long: it may have been dropped */
-        if (store_exec_unstart(w->ms, ids, n, err, sizeof err) < 0)
-            log_error("marking %zu prefetched executions queued again: %s", n, err);
-    }
+    if (!w->o.no_store && store_exec_unstart(w->ms, ids, n, err, sizeof err) < 0 &&
+        store_exec_unstart(w->ms, ids, n, err, sizeof err) < 0) /* the store reconnects */
+        log_error("marking %zu prefetched executions queued again: %s", n, err);
     log_info("shutdown: gave back %zu prefetched items to the queue", n);
     while (w->ready_head) {
         witem *it = w->ready_head;

@@ -665,7 +665,9 @@ static void test_store_restart(void **state)
     assert_int_equal(wt_ll(&f, "SELECT count(DISTINCT execution_id) FROM analysis_results"), N);
     assert_true(wait_until(nothing_leased, &f, 10000));
     assert_int_equal(wt_qstats(&f).dead, 0);
-    assert_true(wt_wait_log(&f, "connection re-established", 1000));
+    char *logs = wt_logs(&f); /* the worker saw the outage, and got over it */
+    assert_true(strstr(logs, "in the store: ") || strstr(logs, "to the store: "));
+    free(logs);
     stop_worker_ok(&f);
     free(ids);
     wt_done(&f);
