@@ -101,6 +101,9 @@ int cmd_worker(const char *config_path, int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    /* Reloading the configuration is not done by the worker yet: a SIGHUP
+     * (a service manager's reload) must not kill it. */
+    signal(SIGHUP, SIG_IGN);
     worker_stats st;
     worker_stats_get(w, &st);
     char shown[512];
@@ -108,6 +111,9 @@ int cmd_worker(const char *config_path, int argc, char **argv)
              rt->cfg->queue.url ? queue_url_redact(rt->cfg->queue.url, shown, sizeof shown)
                                 : "in-process",
              o.no_store ? ", no store (bench mode)" : "");
+    if (!rt->cfg->queue.url)
+        log_warning("queue.url is not set: this worker consumes an in-process queue that only "
+                    "`pgreviewer run` in the same process feeds; set queue.url to share a Redis");
     rc = worker_run(w, err, sizeof err) == 0 ? EXIT_OK : EXIT_FAIL;
     if (rc != EXIT_OK)
         cli_error("worker: %s", err);

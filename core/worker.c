@@ -25,9 +25,9 @@
 #include "worker.h"
 
 #include <errno.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +73,7 @@ typedef struct fin {
     int64_t due_ms;          /* Q_NACK: wall clock */
     qop op;
     bool stored;             /* the store has it (or there is no store) */
+    bool dup;                /* the store had finished it already: ours dropped */
     bool done;
 } fin;
 
@@ -112,7 +113,7 @@ struct worker {
     bool own_mq, own_fq;
     store *ms, *fs;
     int efd;
-    volatile sig_atomic_t stop;
+    atomic_int stop;         /* lock-free: set from a signal handler and read by every thread */
     bool cut;                /* shutdown grace over: outcomes now are cancellations */
 
     pthread_t fetcher;
@@ -227,18 +228,6 @@ static int64_t wall_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* After a failed store call: reconnect a connection that was lost (a
- * PostgreSQL restart), so the next call can succeed. */
-static void store_heal(store *s, const char *who)
-{
-    PGconn *c = store_conn(s);
-    if (PQstatus(c) == CONNECTION_OK)
-        return;
-    PQreset(c);
-    if (PQstatus(c) == CONNECTION_OK)
-        log_info("store: %s connection re-established", who);
 }
 
 static char *dumps_or_null(const json_t *j)
@@ -467,7 +456,6 @@ static void prepare(worker *w, queue_lease *ls, int n)
     if (store_exec_start(w->fs, st, (size_t)n, info, err, sizeof err) < 0) {
         log_error("starting %d executions in the store: %s; giving them back to the queue", n,
                   err);
-        store_heal(w->fs, "fetcher");
         if (queue_release(w->fq, ls, (size_t)n, err, sizeof err) < 0)
             log_warning("giving back %d items: %s (their leases will expire)", n, err);
         queue_leases_clear(ls, (size_t)n);
@@ -492,6 +480,14 @@ static void prepare(worker *w, queue_lease *ls, int n)
             else
                 head = it;
             tail = it;
+        } else if (info[i].rc == STORE_START_FINISHED && info[i].status == STORE_FAILED) {
+            /* A re-drive whose reopen failed (store trouble): try again later. */
+            char rerr[512];
+            if (queue_release(w->fq, &ls[i], 1, rerr, sizeof rerr) < 0)
+                log_warning("execution %lld: giving back a re-driven item: %s", (long long)ls[i].id,
+                            rerr);
+            queue_lease_clear(&ls[i]);
+            unreserve(w, 1);
         } else if (info[i].rc == STORE_START_FINISHED) {
             log_info("execution %lld is already %s: acknowledged without running it",
                      (long long)ls[i].id, store_status_name(info[i].status));
@@ -681,8 +677,10 @@ static void on_result(worker *w, exec_result *r)
         log_warning("%s", f.error);
     } else if (r->outcome == EXEC_SUCCESS) {
         f.status = STORE_COMPLETED;
-        f.result_json = dumps_or_null(r->result);
-        f.state_json = it->plugin ? dumps_or_null(r->state) : NULL;
+        if (!w->o.no_store) { /* no-store mode keeps nothing */
+            f.result_json = dumps_or_null(r->result);
+            f.state_json = it->plugin ? dumps_or_null(r->state) : NULL;
+        }
         f.op = Q_ACK;
         log_debug("completed in %lld ms", (long long)r->duration_ms);
     } else if (exec_outcome_retryable(r->outcome) && it->attempt < it->max_attempts) {
@@ -736,33 +734,22 @@ static int flush_store(worker *w)
         rc = store_finish_batch(wr->s, items, k, frc, err, sizeof err);
         if (rc < 0) {
             log_error("writing %zu outcomes to the store: %s; will try again", k, err);
-            store_heal(wr->s, "writer");
         } else {
-            int64_t done[3] = {0}, dup = 0;
             for (size_t j = 0; j < k; j++) {
                 of[j]->stored = true;
                 if (frc[j] != STORE_FINISH_OK) {
                     of[j]->op = Q_ACK; /* finished elsewhere: drop ours */
-                    dup++;
-                } else {
-                    done[of[j]->status == STORE_COMPLETED ? 0
-                         : of[j]->status == STORE_FAILED  ? 1
-                                                          : 2]++;
+                    of[j]->dup = true;
+                } else if (of[j]->status == STORE_COMPLETED && items[j].result_json &&
+                           report_store_from_result_text(wr->s, items[j].execution_id,
+                                                         items[j].result_json, err,
+                                                         sizeof err) < 0) {
                     /* A report task's result also becomes rows of `reports`
                      * (a no-op for any other result). */
-                    if (of[j]->status == STORE_COMPLETED && items[j].result_json &&
-                        report_store_from_result_text(wr->s, items[j].execution_id,
-                                                      items[j].result_json, err, sizeof err) < 0)
-                        log_error("execution %lld: storing its report: %s",
-                                  (long long)items[j].execution_id, err);
+                    log_error("execution %lld: storing its report: %s",
+                              (long long)items[j].execution_id, err);
                 }
             }
-            pthread_mutex_lock(&w->smu);
-            w->st.completed += done[0];
-            w->st.failed += done[1];
-            w->st.retried += done[2];
-            w->st.duplicates += dup;
-            pthread_mutex_unlock(&w->smu);
         }
         free(frc);
     }
@@ -825,8 +812,11 @@ static void flush(worker *w)
         rc = a < 0 || b < 0 || c < 0 ? -1 : 0;
     }
     size_t keep = 0;
+    int64_t counts[4] = {0}; /* completed, failed, retried, duplicates */
     for (size_t i = 0; i < wr->n_fin; i++) {
         fin *f = &wr->fins[i];
+        if (f->done)
+            counts[f->dup ? 3 : f->status == STORE_COMPLETED ? 0 : f->status == STORE_FAILED ? 1 : 2]++;
         if (f->done) {
             if (w->o.on_finish)
                 w->o.on_finish(w->o.hook_arg, f->it->id, f->outcome);
@@ -836,6 +826,12 @@ static void flush(worker *w)
         }
     }
     wr->n_fin = keep;
+    pthread_mutex_lock(&w->smu);
+    w->st.completed += counts[0];
+    w->st.failed += counts[1];
+    w->st.retried += counts[2];
+    w->st.duplicates += counts[3];
+    pthread_mutex_unlock(&w->smu);
     if (rc < 0) {
         wr->backoff = wr->backoff ? (wr->backoff * 2 > 2000 ? 2000 : wr->backoff * 2) : 50;
         wr->retry_at = mono_ms() + wr->backoff;
@@ -991,11 +987,9 @@ static void give_back_ready(worker *w)
     char err[512];
     if (queue_release(w->mq, ls, n, err, sizeof err) < 0)
         log_error("giving back %zu prefetched items: %s (their leases will expire)", n, err);
-    if (!w->o.no_store && store_exec_unstart(w->ms, ids, n, err, sizeof err) < 0) {
-        store_heal(w->ms, "supervisor"); /* idle for long: it may have been dropped */
-        if (store_exec_unstart(w->ms, ids, n, err, sizeof err) < 0)
-            log_error("marking %zu prefetched executions queued again: %s", n, err);
-    }
+    if (!w->o.no_store && store_exec_unstart(w->ms, ids, n, err, sizeof err) < 0 &&
+        store_exec_unstart(w->ms, ids, n, err, sizeof err) < 0) /* the store reconnects */
+        log_error("marking %zu prefetched executions queued again: %s", n, err);
     log_info("shutdown: gave back %zu prefetched items to the queue", n);
     while (w->ready_head) {
         witem *it = w->ready_head;
@@ -1014,6 +1008,7 @@ static void shutdown_run(worker *w)
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->fetcher, NULL);
+    pool_set_wake_fd(w->pool, -1); /* nothing new arrives: wait for executors only */
     give_back_ready(w);
     int64_t end = mono_ms() + w->cfg->workers.shutdown_grace_ms;
     if (pool_busy(w->pool))

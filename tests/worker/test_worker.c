@@ -5,6 +5,7 @@
  * deadline; nothing sleeps for a fixed time.
  */
 #include <errno.h>
+#include <libpq-fe.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
+#include "config.h"
+#include "loader.h"
+#include "log.h"
 #include "util.h"
+#include "worker.h"
 #include "wtest.h"
 
 #define WORKERS_1 "{processes: 1, prefetch: 0, shutdown_grace: 10s}"
@@ -35,6 +42,26 @@ static void must_reach(wfx *f, long long want, int64_t ms, const char *sql)
         fail_msg("timed out waiting for %s >= %lld (now %lld); logs:\n%s", sql, want,
                  wt_ll(f, "%s", sql), logs);
     }
+}
+
+/* The store is written before the queue: wait for the dead letters too. */
+typedef struct deadwait {
+    wfx *f;
+    int64_t want;
+} deadwait;
+
+static bool dead_reached(void *arg)
+{
+    deadwait *d = arg;
+    return wt_qstats(d->f).dead == d->want;
+}
+
+static void must_have_dead(wfx *f, int64_t want)
+{
+    deadwait d = {f, want};
+    if (!wait_until(dead_reached, &d, 5000))
+        fail_msg("expected %lld dead-letter items, have %lld", (long long)want,
+                 (long long)wt_qstats(f).dead);
 }
 
 /* ---- priority order ---------------------------------------------------- */
@@ -115,6 +142,7 @@ static void test_retry_schedule(void **state)
         assert_true(d >= base[k - 1] / 2 - 20);
         assert_true(d <= base[k - 1] + 250);
     }
+    must_have_dead(&f, 1);
     char *out = NULL;
     assert_int_equal(wt_cli(&f, &out, "queue dead list --json"), 0);
     assert_non_null(strstr(out, "asked for a retry (attempt 4 of 4)"));
@@ -140,8 +168,7 @@ static void test_dead_letter_redrive(void **state)
     char *err = wt_text(&f, "SELECT error_message FROM task_executions");
     assert_string_equal(err, "asked for a retry (attempt 2 of 2)");
     free(err);
-    queue_stats st = wt_qstats(&f);
-    assert_int_equal(st.dead, 1);
+    must_have_dead(&f, 1);
     char *out = NULL;
     assert_int_equal(wt_cli(&f, &out, "queue dead list"), 0);
     assert_non_null(strstr(out, "asked for a retry (attempt 2 of 2)"));
@@ -154,8 +181,7 @@ static void test_dead_letter_redrive(void **state)
     assert_int_equal(wt_ll(&f, "SELECT max(attempt) FROM execution_attempts"), 3);
     assert_int_equal(wt_ll(&f, "SELECT count(*) FROM execution_attempts WHERE outcome = 'success'"),
                      1);
-    st = wt_qstats(&f);
-    assert_int_equal(st.dead, 0);
+    must_have_dead(&f, 0);
     stop_worker_ok(&f);
     free(id);
     wt_done(&f);
@@ -191,8 +217,7 @@ static void test_kill9_whole_host(void **state)
     must_reach(&f, 150, 20000, "SELECT count(*) FROM task_executions WHERE status = 'completed'");
     /* The supervisor and its executors, all at once. */
     assert_int_equal(kill(-first, SIGKILL), 0);
-    waitpid(first, NULL, 0);
-    f.pid = 0;
+    assert_true(wt_wait_exit(&f, 5000) >= 0);
     assert_true(wait_until(group_gone, &first, 5000));
     long long done_before = wt_ll(&f, "SELECT count(*) FROM task_executions WHERE status = 'completed'");
     long long in_flight = wt_ll(&f, "SELECT count(*) FROM task_executions WHERE status = 'running'");
@@ -246,7 +271,7 @@ static void test_crash_timeout_isolation(void **state)
     assert_int_equal(wt_ll(&f, "SELECT count(*) FROM analysis_results"), 20);
     assert_int_equal(wt_ll(&f, "SELECT count(*) FROM execution_attempts WHERE outcome = 'crashed'"), 1);
     assert_int_equal(wt_ll(&f, "SELECT count(*) FROM execution_attempts WHERE outcome = 'timeout'"), 1);
-    assert_int_equal(wt_qstats(&f).dead, 2);
+    must_have_dead(&f, 2);
     assert_int_equal(kill(sup, 0), 0); /* the supervisor survived both */
     stop_worker_ok(&f);
     free(c);
@@ -306,7 +331,7 @@ static void test_graceful_shutdown(void **state)
     wfx f;
     wt_log_level = "debug";
     wt_init(&f, "{processes: 1, prefetch: 8, shutdown_grace: 10s}", NO_RETRY,
-            "  - {name: s, type: example, params: {mode: sleep, sleep_ms: 1000}}\n");
+            "  - {name: s, type: example, params: {mode: sleep, sleep_ms: 600}}\n");
     wt_log_level = "info";
     int64_t *ids = wt_execs(&f, "s", 10);
     wt_enqueue(&f, ids, 10, 5);
@@ -335,7 +360,7 @@ static void test_graceful_shutdown(void **state)
     assert_non_null(strstr(logs, "gave back 8 prefetched items"));
     free(logs);
     /* A later worker runs them. */
-    wt_start_worker(&f, "--prefetch", "0", "--processes", "4", NULL);
+    wt_start_worker(&f, "--prefetch", "0", "--processes", "9", NULL);
     must_reach(&f, 10, 15000, "SELECT count(*) FROM task_executions WHERE status = 'completed'");
     stop_worker_ok(&f);
     free(ids);
@@ -437,19 +462,234 @@ static void test_recycling(void **state)
     wt_done(&f);
 }
 
+/* ---- the API with an in-process queue, no store (embedded + bench mode) ---- */
+
+typedef struct hooks {
+    pthread_mutex_t mu;
+    int finished, started;
+} hooks;
+
+static void h_start(void *arg, int64_t id, int64_t lag_us)
+{
+    (void)id;
+    (void)lag_us;
+    hooks *h = arg;
+    pthread_mutex_lock(&h->mu);
+    h->started++;
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void h_finish(void *arg, int64_t id, exec_outcome o)
+{
+    (void)id;
+    (void)o;
+    hooks *h = arg;
+    pthread_mutex_lock(&h->mu);
+    h->finished++;
+    pthread_mutex_unlock(&h->mu);
+}
+
+typedef struct hwait {
+    hooks *h;
+    int want;
+} hwait;
+
+static bool finished_reached(void *arg)
+{
+    hwait *x = arg;
+    pthread_mutex_lock(&x->h->mu);
+    bool ok = x->h->finished >= x->want;
+    pthread_mutex_unlock(&x->h->mu);
+    return ok;
+}
+
+static void *run_thread(void *arg)
+{
+    char err[256];
+    worker_run(arg, err, sizeof err);
+    return NULL;
+}
+
+static void test_embedded_memory_no_store(void **state)
+{
+    (void)state;
+    char err[512];
+    log_configure("error", "text"); /* the example plugin logs every run */
+    plugin_registry *reg = loader_load_dir(getenv("PGR_PLUGIN_DIR"), err, sizeof err);
+    assert_non_null(reg);
+    pgr_config *cfg = config_defaults();
+    cfg->defaults.retry = (cfg_retry){3, 10, 2, 50, JITTER_FULL};
+    queue *q = queue_open(NULL, "emb", err, sizeof err);
+    assert_non_null(q);
+    static const char ok[] = "{\"task\":\"t\",\"type\":\"example\",\"params\":{}}";
+    static const char bad[] = "{\"task\":\"t\",\"type\":\"example\",\"params\":{\"mode\":\"fail\"}}";
+    static const char flaky[] = "{\"task\":\"t\",\"type\":\"example\",\"max_attempts\":3,"
+                                "\"params\":{\"mode\":\"flaky\",\"succeed_on\":2}}";
+    queue_item items[52];
+    for (int i = 0; i < 52; i++)
+        items[i] = (queue_item){i + 1, 5, 1, i < 45 ? ok : i < 50 ? bad : i < 51 ? flaky : "nonsense"};
+    assert_int_equal(queue_enqueue(q, items, 52, err, sizeof err), 0);
+    hooks h = {PTHREAD_MUTEX_INITIALIZER, 0, 0};
+    worker_opts o = {.processes = 2, .prefetch = 4, .no_store = true, .queue = q,
+                     .on_start = h_start, .on_finish = h_finish, .hook_arg = &h};
+    worker *w = worker_new(cfg, reg, &o, err, sizeof err);
+    assert_non_null(w);
+    pid_t pids[4];
+    assert_int_equal(worker_executor_pids(w, pids, 4), 2);
+    pthread_t th;
+    pthread_create(&th, NULL, run_thread, w);
+    /* 45 successes, 5 failures, the flaky one twice (retry, then success);
+     * the payload that is not a job goes to the dead letters unstarted. */
+    hwait x = {&h, 52};
+    assert_true(wait_until(finished_reached, &x, 20000));
+    worker_stop(w);
+    pthread_join(th, NULL);
+    worker_stats st;
+    worker_stats_get(w, &st);
+    assert_int_equal(st.completed, 46);
+    assert_int_equal(st.failed, 5);
+    assert_int_equal(st.retried, 1);
+    assert_int_equal(st.attempts[EXEC_SUCCESS], 46);
+    assert_int_equal(st.attempts[EXEC_FAIL], 5);
+    assert_int_equal(st.attempts[EXEC_RETRY], 1);
+    assert_int_equal(st.processes, 2);
+    assert_int_equal(h.started, 52);
+    queue_stats qs;
+    assert_int_equal(queue_stats_get(q, &qs, err, sizeof err), 0);
+    assert_int_equal(qs.dead, 6);
+    assert_int_equal(qs.leased, 0);
+    assert_int_equal(qs.delayed, 0);
+    queue_dead_entry *dead = NULL;
+    size_t nd = 0;
+    assert_int_equal(queue_dead_list(q, &dead, &nd, err, sizeof err), 0);
+    bool saw_payload = false, saw_fail = false;
+    for (size_t i = 0; i < nd; i++) {
+        saw_payload |= strstr(dead[i].error, "the payload is not a job") != NULL;
+        saw_fail |= strcmp(dead[i].error, "failed on purpose (attempt 1 of 1)") == 0;
+    }
+    assert_true(saw_payload && saw_fail);
+    queue_dead_list_free(dead, nd);
+    worker_free(w);
+    queue_close(q);
+    config_free(cfg);
+    loader_free(reg);
+    log_configure("info", "text");
+}
+
+/* ---- heartbeats keep long tasks leased -------------------------------------- */
+
+static void test_long_task_kept_by_heartbeats(void **state)
+{
+    (void)state;
+    wfx f;
+    wt_init(&f, "{processes: 1, prefetch: 0}", NO_RETRY,
+            "  - {name: long, type: example, params: {mode: sleep, sleep_ms: 1500}}\n");
+    int64_t *ids = wt_execs(&f, "long", 2);
+    wt_enqueue(&f, ids, 2, 5);
+    /* Two workers with a 400 ms lease and tasks of 1.5 s: without
+     * heartbeats each would take the other's task for dead. */
+    wfx g = f;
+    g.log_no = 10; /* its own log file */
+    wt_start_worker(&f, "--lease", "400ms", NULL);
+    wt_start_worker(&g, "--lease", "400ms", NULL);
+    must_reach(&f, 2, 15000, "SELECT count(*) FROM task_executions WHERE status = 'completed'");
+    assert_int_equal(wt_ll(&f, "SELECT count(*) FROM execution_attempts"), 2);
+    assert_int_equal(wt_ll(&f, "SELECT count(DISTINCT worker_pid) FROM execution_attempts"), 2);
+    assert_int_equal(wt_ll(&f, "SELECT count(*) FROM analysis_results"), 2);
+    stop_worker_ok(&g);
+    stop_worker_ok(&f);
+    free(ids);
+    wt_done(&f);
+}
+
+/* ---- a redelivered item whose execution already finished ------------------- */
+
+static void test_already_finished_acked_without_running(void **state)
+{
+    (void)state;
+    wfx f;
+    wt_init(&f, WORKERS_1, NO_RETRY, "  - {name: ok, type: example, params: {mode: succeed}}\n");
+    int64_t *ids = wt_execs(&f, "ok", 2);
+    /* The first one already ran to completion elsewhere (its ack was lost):
+     * it is delivered again and must not run a second time. */
+    wt_enqueue(&f, ids, 1, 5);
+    wt_start_worker(&f, NULL);
+    must_reach(&f, 1, 10000, "SELECT count(*) FROM task_executions WHERE status = 'completed'");
+    assert_true(wait_until(nothing_leased, &f, 5000));
+    wt_enqueue(&f, ids, 2, 5); /* ids[0] again, and ids[1] */
+    must_reach(&f, 2, 10000, "SELECT count(*) FROM task_executions WHERE status = 'completed'");
+    assert_true(wait_until(nothing_leased, &f, 5000));
+    assert_int_equal(wt_ll(&f, "SELECT count(*) FROM execution_attempts WHERE execution_id = %lld",
+                           (long long)ids[0]),
+                     1);
+    assert_int_equal(wt_ll(&f, "SELECT count(*) FROM analysis_results"), 2);
+    char want[128];
+    snprintf(want, sizeof want, "execution %lld is already completed: acknowledged without running it",
+             (long long)ids[0]);
+    assert_true(wt_wait_log(&f, want, 5000));
+    assert_int_equal(wt_qstats(&f).dead, 0);
+    stop_worker_ok(&f);
+    free(ids);
+    wt_done(&f);
+}
+
+/* ---- PostgreSQL restarted mid-run ------------------------------------------- */
+
+static void test_store_restart(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    wfx f;
+    wt_init(&f, "{processes: 2, prefetch: 8}", "{retry: {max_attempts: 3, initial: 10ms}}",
+            "  - {name: s, type: example, params: {mode: sleep, sleep_ms: 5}}\n");
+    int64_t *ids = wt_execs(&f, "s", N);
+    wt_enqueue(&f, ids, N, 5);
+    wt_start_worker(&f, "--lease", "5s", NULL);
+    must_reach(&f, 40, 20000, "SELECT count(*) FROM task_executions WHERE status = 'completed'");
+    char *out = NULL;
+    char *cmd = xasprintf("bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); "
+                          "if [ \"$(id -u)\" = 0 ]; then as='runuser -u pgrtest --'; else as=''; fi; "
+                          "$as \"$bindir/pg_ctl\" -D %s/data -l %s/server.log -m fast -w -t 60 restart",
+                          g_pg.dir, g_pg.dir);
+    int rc = run_capture(cmd, &out);
+    free(cmd);
+    if (rc != 0)
+        fail_msg("PostgreSQL restart failed: %s", out);
+    free(out);
+    PQreset(store_conn(f.s)); /* the test's own connection went too */
+    long long at_restart = wt_ll(&f, "SELECT count(*) FROM task_executions WHERE status = 'completed'");
+    print_message("PostgreSQL restarted with %lld of %d completed\n", at_restart, N);
+    assert_true(at_restart < N);
+    must_reach(&f, N, 40000, "SELECT count(*) FROM task_executions WHERE status = 'completed'");
+    assert_int_equal(wt_ll(&f, "SELECT count(*) FROM analysis_results"), N);
+    assert_int_equal(wt_ll(&f, "SELECT count(DISTINCT execution_id) FROM analysis_results"), N);
+    assert_true(wait_until(nothing_leased, &f, 10000));
+    assert_int_equal(wt_qstats(&f).dead, 0);
+    char *logs = wt_logs(&f); /* the worker saw the outage, and got over it */
+    assert_true(strstr(logs, "in the store: ") || strstr(logs, "to the store: "));
+    free(logs);
+    stop_worker_ok(&f);
+    free(ids);
+    wt_done(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cli_usage_and_missing_store),
+        cmocka_unit_test(test_embedded_memory_no_store),
         cmocka_unit_test(test_run_once_records),
         cmocka_unit_test(test_priority_order),
+        cmocka_unit_test(test_already_finished_acked_without_running),
         cmocka_unit_test(test_retry_schedule),
         cmocka_unit_test(test_dead_letter_redrive),
         cmocka_unit_test(test_crash_timeout_isolation),
         cmocka_unit_test(test_recycling),
+        cmocka_unit_test(test_long_task_kept_by_heartbeats),
         cmocka_unit_test(test_graceful_shutdown),
         cmocka_unit_test(test_kill9_whole_host),
         cmocka_unit_test(test_redis_restart),
+        cmocka_unit_test(test_store_restart),
     };
     return cmocka_run_group_tests(tests, wt_group_setup, wt_group_teardown);
 }

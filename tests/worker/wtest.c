@@ -19,6 +19,27 @@
 testpg g_pg;
 testredis g_rd;
 static int case_no;
+
+/* Workers started and not yet reaped: a failed assertion leaves its case
+ * without wt_done(), so the next case and the teardown kill them. */
+static pid_t live[64];
+static int n_live;
+
+static void forget(pid_t pid)
+{
+    for (int i = 0; i < n_live; i++)
+        if (live[i] == pid)
+            live[i] = live[--n_live];
+}
+
+static void reap_all(void)
+{
+    while (n_live > 0) {
+        pid_t pid = live[--n_live];
+        kill(-pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+}
 const char *wt_log_level = "info";
 
 int wt_group_setup(void **state)
@@ -33,6 +54,7 @@ int wt_group_setup(void **state)
 int wt_group_teardown(void **state)
 {
     (void)state;
+    reap_all();
     testredis_stop(&g_rd);
     testpg_stop(&g_pg);
     return 0;
@@ -49,6 +71,7 @@ static void write_file(const char *path, const char *text)
 
 void wt_init(wfx *f, const char *workers_yaml, const char *defaults_yaml, const char *tasks_yaml)
 {
+    reap_all();
     memset(f, 0, sizeof *f);
     case_no++;
     snprintf(f->dir, sizeof f->dir, "/tmp/pgr-worker-XXXXXX");
@@ -91,6 +114,7 @@ void wt_done(wfx *f)
     if (f->pid > 0) {
         kill(-f->pid, SIGKILL);
         waitpid(f->pid, NULL, 0);
+        forget(f->pid);
     }
     store_close(f->s);
     queue_close(f->q);
@@ -222,6 +246,8 @@ pid_t wt_start_worker(wfx *f, ...)
     }
     setpgid(pid, pid);
     f->pid = pid;
+    if (n_live < 64)
+        live[n_live++] = pid;
     return pid;
 }
 
@@ -244,6 +270,7 @@ int wt_wait_exit(wfx *f, int64_t deadline_ms)
     exitwait e = {f->pid, 0, false};
     if (!wait_until(exited, &e, deadline_ms))
         return -1;
+    forget(f->pid);
     f->pid = 0;
     return e.status;
 }
