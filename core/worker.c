@@ -861,6 +861,8 @@ static void heartbeat_backlog(worker *w)
 static void take_inbox(writer *wr, size_t max)
 {
     size_t k = wr->n_in < max ? wr->n_in : max;
+    if (k == 0)
+        return; /* the arrays may still be NULL: no memcpy from NULL */
     if (wr->n_fin + k > wr->cap_fin) {
         wr->cap_fin = (wr->n_fin + k) * 2;
         wr->fins = xrealloc(wr->fins, wr->cap_fin * sizeof *wr->fins);
