@@ -19,10 +19,12 @@ static bool as_json = false;
 /* Per thread: the daemon's scheduler, worker and API threads each tag
  * their own lines, and the task context set by one thread is neither shown
  * on another's lines nor freed under another's log_msg(). */
+/* Fixed buffers, not heap strings: a thread that ends without clearing its
+ * context leaks nothing. */
 static _Thread_local int64_t ctx_exec;
-static _Thread_local char *ctx_task;
+static _Thread_local char ctx_task[128];
 static _Thread_local int ctx_attempt;
-static _Thread_local char *component;
+static _Thread_local char component[32];
 
 static const char *const level_names[] = {"debug", "info", "warning", "error"};
 
@@ -44,24 +46,21 @@ bool log_enabled(log_level level)
 
 void log_set_task(int64_t execution_id, const char *task, int attempt)
 {
-    free(ctx_task);
-    ctx_task = xstrdup(task);
+    snprintf(ctx_task, sizeof ctx_task, "%s", task ? task : "");
     ctx_exec = execution_id;
     ctx_attempt = attempt;
 }
 
 void log_clear_task(void)
 {
-    free(ctx_task);
-    ctx_task = NULL;
+    ctx_task[0] = '\0';
     ctx_exec = 0;
     ctx_attempt = 0;
 }
 
 void log_set_component(const char *c)
 {
-    free(component);
-    component = xstrdup(c);
+    snprintf(component, sizeof component, "%s", c ? c : "");
 }
 
 static void timestamp(char *buf, size_t len)
@@ -99,9 +98,9 @@ void log_msg(log_level level, const char *fmt, ...)
         json_object_set_new(o, "ts", json_string(ts));
         json_object_set_new(o, "level", json_string(level_names[level]));
         json_object_set_new(o, "pid", json_integer(getpid()));
-        if (component)
+        if (component[0])
             json_object_set_new(o, "component", json_string(component));
-        if (ctx_task) {
+        if (ctx_task[0]) {
             json_object_set_new(o, "task", json_string(ctx_task));
             if (ctx_exec)
                 json_object_set_new(o, "execution_id", json_integer(ctx_exec));
@@ -115,9 +114,9 @@ void log_msg(log_level level, const char *fmt, ...)
     } else {
         strbuf sb = {0};
         sb_printf(&sb, "%s %-7s [%d]", ts, level_names[level], (int)getpid());
-        if (component)
+        if (component[0])
             sb_printf(&sb, " %s:", component);
-        if (ctx_task) {
+        if (ctx_task[0]) {
             sb_printf(&sb, " task=%s", ctx_task);
             if (ctx_exec)
                 sb_printf(&sb, " execution=%lld", (long long)ctx_exec);
