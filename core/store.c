@@ -916,6 +916,138 @@ int store_fire_skipped(store *s, int64_t task_id, int64_t scheduled_for_ms, cons
                 exec_id, created, err, errlen);
 }
 
+/* ---- batched fires ------------------------------------------------------------- */
+
+/* Append v to a PostgreSQL array literal being built in sb ("{" first). */
+static void arr_i64(strbuf *sb, int64_t v)
+{
+    sb_printf(sb, "%s%lld", sb->len > 1 ? "," : "", (long long)v);
+}
+
+/* Append a text element, quoted ("" and \ escaped), or NULL. */
+static void arr_text(strbuf *sb, const char *v)
+{
+    if (sb->len > 1)
+        sb_appendn(sb, ",", 1);
+    if (!v) {
+        sb_append(sb, "NULL");
+        return;
+    }
+    sb_appendn(sb, "\"", 1);
+    for (const char *p = v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            sb_appendn(sb, "\\", 1);
+        sb_appendn(sb, p, 1);
+    }
+    sb_appendn(sb, "\"", 1);
+}
+
+/* Ordinality keeps the caller's order; a key repeated in the batch is
+ * inserted for its first item only (first_ord), so that the rows RETURNED
+ * map back to items without ambiguity. `e` finds keys that existed before
+ * the statement (rows of `ins` are not visible to it). */
+static const char fire_batch_sql[] =
+    "WITH i AS (SELECT u.*, min(u.ord) OVER (PARTITION BY u.task_id, u.at_ms) AS first_ord "
+    "  FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[]) "
+    "  WITH ORDINALITY AS u(task_id, at_ms, status, nb_ms, reason, ord)), "
+    "ins AS (INSERT INTO task_executions (scheduled_task_id, task_name, task_type, "
+    "  connection_id, status, trigger, scheduled_for, priority, max_attempts, parameters, "
+    "  queued_at, scheduled_at, not_before, skipped_reason, completed_at) "
+    "  SELECT t.id, t.name, t.task_type, t.connection_id, i.status, 'schedule', "
+    TS("i.at_ms") ", t.priority, "
+    "  greatest(coalesce((t.retry_policy->>'max_attempts')::int, 1), 1), t.task_params, "
+    "  CASE WHEN i.status = 'queued' THEN now() END, "
+    "  CASE WHEN i.status = 'scheduled' THEN now() END, "
+    "  CASE WHEN i.status = 'scheduled' THEN " TS("i.nb_ms") " END, "
+    "  CASE WHEN i.status = 'skipped' THEN coalesce(i.reason, 'skipped') END, "
+    "  CASE WHEN i.status = 'skipped' THEN now() END "
+    "  FROM i JOIN scheduled_tasks t ON t.id = i.task_id WHERE i.ord = i.first_ord "
+    "  ORDER BY i.ord "
+    "  ON CONFLICT ON CONSTRAINT task_executions_fire_key DO NOTHING "
+    "  RETURNING id, scheduled_task_id, scheduled_for) "
+    "SELECT i.ord, coalesce(ins.id, e.id, 0), ins.id IS NOT NULL AND i.ord = i.first_ord "
+    "FROM i LEFT JOIN ins ON ins.scheduled_task_id = i.task_id "
+    "  AND ins.scheduled_for = " TS("i.at_ms") " "
+    "LEFT JOIN task_executions e ON ins.id IS NULL AND e.scheduled_task_id = i.task_id "
+    "  AND e.scheduled_for = " TS("i.at_ms");
+
+int store_fire_batch(store *s, store_fire_item *items, size_t n, char *err, size_t errlen)
+{
+    for (size_t k = 0; k < n; k++) {
+        store_status st = items[k].initial;
+        if (st != STORE_PENDING && st != STORE_QUEUED && st != STORE_SCHEDULED &&
+            st != STORE_SKIPPED)
+            return set_err(err, errlen, "store_fire_batch: item %zu (task %lld): initial status "
+                           "must be pending, queued, scheduled or skipped, not %s",
+                           k, (long long)items[k].task_id, store_status_name(st));
+    }
+    if (n == 0)
+        return 0;
+    strbuf a[5] = {{0}};
+    for (int c = 0; c < 5; c++)
+        sb_appendn(&a[c], "{", 1);
+    for (size_t k = 0; k < n; k++) {
+        const store_fire_item *it = &items[k];
+        arr_i64(&a[0], it->task_id);
+        arr_i64(&a[1], it->scheduled_for_ms);
+        arr_text(&a[2], store_status_name(it->initial));
+        arr_i64(&a[3], it->not_before_ms);
+        arr_text(&a[4], it->initial == STORE_SKIPPED ? (it->reason ? it->reason : "skipped")
+                                                     : NULL);
+    }
+    for (int c = 0; c < 5; c++)
+        sb_appendn(&a[c], "}", 1);
+    const char *pv[] = {a[0].buf, a[1].buf, a[2].buf, a[3].buf, a[4].buf};
+    PGresult *r = run(s, "inserting a batch of fires", fire_batch_sql, 5, pv, err, errlen);
+    for (int c = 0; c < 5; c++)
+        sb_free(&a[c]);
+    if (!r)
+        return -1;
+    int made = 0;
+    for (int row = 0; row < PQntuples(r); row++) {
+        int64_t ord = gi64(r, row, 0);
+        if (ord < 1 || (size_t)ord > n)
+            continue;
+        store_fire_item *it = &items[ord - 1];
+        it->exec_id = gi64(r, row, 1);
+        it->created = gbool(r, row, 2);
+        made += it->created;
+    }
+    PQclear(r);
+    return made;
+}
+
+int store_tasks_active(store *s, const int64_t *task_ids, size_t n, store_active **out,
+                       size_t *n_out, char *err, size_t errlen)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (n == 0)
+        return 0;
+    strbuf a = {0};
+    sb_appendn(&a, "{", 1);
+    for (size_t k = 0; k < n; k++)
+        arr_i64(&a, task_ids[k]);
+    sb_appendn(&a, "}", 1);
+    const char *pv[] = {a.buf};
+    PGresult *r = run(s, "reading active executions",
+                      "SELECT e.scheduled_task_id, e.id FROM task_executions e "
+                      "WHERE e.scheduled_task_id = ANY ($1::bigint[]) "
+                      "AND e.status IN " UNFINISHED " ORDER BY 1, 2",
+                      1, pv, err, errlen);
+    sb_free(&a);
+    if (!r)
+        return -1;
+    *n_out = (size_t)PQntuples(r);
+    *out = xcalloc(*n_out ? *n_out : 1, sizeof **out);
+    for (size_t k = 0; k < *n_out; k++) {
+        (*out)[k].task_id = gi64(r, (int)k, 0);
+        (*out)[k].exec_id = gi64(r, (int)k, 1);
+    }
+    PQclear(r);
+    return 0;
+}
+
 int store_trigger(store *s, const char *name, const char *params_override_json, int64_t *exec_id,
                   char *err, size_t errlen)
 {
