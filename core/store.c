@@ -944,8 +944,10 @@ static void arr_text(strbuf *sb, const char *v)
 
 /* Ordinality keeps the caller's order; a key repeated in the batch is
  * inserted for its first item only (first_ord), so that the rows RETURNED
- * map back to items without ambiguity. `e` finds keys that existed before
- * the statement (rows of `ins` are not visible to it). */
+ * map back to items without ambiguity. The sub-select finds a key that
+ * existed before the statement (rows of `ins` are not visible to it); in
+ * coalesce() it runs only for items not created, through the fire key's
+ * index (a join there would hash the whole table). */
 static const char fire_batch_sql[] =
     "WITH i AS (SELECT u.*, min(u.ord) OVER (PARTITION BY u.task_id, u.at_ms) AS first_ord "
     "  FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[]) "
@@ -965,11 +967,11 @@ static const char fire_batch_sql[] =
     "  ORDER BY i.ord "
     "  ON CONFLICT ON CONSTRAINT task_executions_fire_key DO NOTHING "
     "  RETURNING id, scheduled_task_id, scheduled_for) "
-    "SELECT i.ord, coalesce(ins.id, e.id, 0), ins.id IS NOT NULL AND i.ord = i.first_ord "
+    "SELECT i.ord, coalesce(ins.id, (SELECT e.id FROM task_executions e "
+    "  WHERE e.scheduled_task_id = i.task_id AND e.scheduled_for = " TS("i.at_ms") "), 0), "
+    "  ins.id IS NOT NULL AND i.ord = i.first_ord "
     "FROM i LEFT JOIN ins ON ins.scheduled_task_id = i.task_id "
-    "  AND ins.scheduled_for = " TS("i.at_ms") " "
-    "LEFT JOIN task_executions e ON ins.id IS NULL AND e.scheduled_task_id = i.task_id "
-    "  AND e.scheduled_for = " TS("i.at_ms");
+    "  AND ins.scheduled_for = " TS("i.at_ms");
 
 int store_fire_batch(store *s, store_fire_item *items, size_t n, char *err, size_t errlen)
 {
@@ -1031,9 +1033,13 @@ int store_tasks_active(store *s, const int64_t *task_ids, size_t n, store_active
     sb_appendn(&a, "}", 1);
     const char *pv[] = {a.buf};
     PGresult *r = run(s, "reading active executions",
-                      "SELECT e.scheduled_task_id, e.id FROM task_executions e "
-                      "WHERE e.scheduled_task_id = ANY ($1::bigint[]) "
-                      "AND e.status IN " UNFINISHED " ORDER BY 1, 2",
+                      /* driven by the tasks through the history index
+                       * (OFFSET 0 keeps the planner from turning it into
+                       * a scan of the whole table, which grows) */
+                      "SELECT u.task_id, e.id FROM unnest($1::bigint[]) AS u(task_id) "
+                      "CROSS JOIN LATERAL (SELECT x.id FROM task_executions x "
+                      "  WHERE x.scheduled_task_id = u.task_id AND x.status IN " UNFINISHED
+                      "  OFFSET 0) e ORDER BY 1, 2",
                       1, pv, err, errlen);
     sb_free(&a);
     if (!r)
