@@ -366,9 +366,11 @@ static int load_tasks(scheduler *sc, bool run_misfires)
             heap_push(sc, (uint32_t)sc->n_tasks);
         sc->n_tasks++;
     }
-    sc->stats.tasks = (int)sc->n_tasks;
     pthread_mutex_unlock(&sc->mu);
     store_tasks_free(rows, n);
+    pthread_mutex_lock(&sc->mu);
+    sc->stats.tasks = (int)sc->n_tasks;
+    pthread_mutex_unlock(&sc->mu);
     sc->reload = false;
     log_info("scheduling %zu task(s)", sc->n_tasks);
     int rc = n_missed ? fire_batch(sc, missed, n_missed) : 0;
@@ -380,17 +382,16 @@ static int load_tasks(scheduler *sc, bool run_misfires)
 
 /* ---- firing ----------------------------------------------------------- */
 
-/* The overlap policy for a chunk, with one query: for each fire, whether
- * it goes ahead (go[i]) or is recorded as skipped (reason[i], allocated);
- * `replace` cancels the unfinished executions first. */
-static void overlap_check(scheduler *sc, const fire *fires, size_t n, bool *go, char **reason)
+/* `concurrency: replace`: cancel the unfinished executions of the chunk's
+ * replace tasks (one query to find them). `forbid` is checked by the
+ * INSERT itself (store_fire_item.skip_if_active). */
+static void replace_unfinished(scheduler *sc, const fire *fires, size_t n)
 {
     int64_t *ids = xcalloc(n + 1, sizeof *ids);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        go[i] = true;
         const stask *t = &sc->tasks[fires[i].task];
-        if (t->concurrency != CONC_ALLOW)
+        if (t->concurrency == CONC_REPLACE)
             ids[m++] = t->id;
     }
     char err[512];
@@ -400,32 +401,12 @@ static void overlap_check(scheduler *sc, const fire *fires, size_t n, bool *go, 
         log_error("overlap check of %zu task(s) failed: %s (fired anyway: the fire key still "
                   "prevents duplicates)", m, err);
     free(ids);
-    for (size_t i = 0; i < n && n_act; i++) {
-        const stask *t = &sc->tasks[fires[i].task];
-        if (t->concurrency == CONC_ALLOW)
-            continue;
-        size_t lo = 0, hi = n_act; /* first pair of this task: act is sorted */
-        while (lo < hi) {
-            size_t mid = (lo + hi) / 2;
-            if (act[mid].task_id < t->id)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        if (lo == n_act || act[lo].task_id != t->id)
-            continue;
-        if (t->concurrency == CONC_FORBID) {
-            go[i] = false;
-            reason[i] = xasprintf("concurrency forbid: execution %lld of this task has not "
-                                  "finished", (long long)act[lo].exec_id);
-            continue;
-        }
-        for (size_t k = lo; k < n_act && act[k].task_id == t->id; k++) /* replace */
-            if (store_exec_cancel(sc->st, act[k].exec_id,
-                                  "replaced by a newer fire (concurrency: replace)", err,
-                                  sizeof err) > 0)
-                log_info("task %s: execution %lld cancelled (concurrency replace)", t->name,
-                         (long long)act[k].exec_id);
+    for (size_t k = 0; k < n_act; k++) {
+        if (store_exec_cancel(sc->st, act[k].exec_id,
+                              "replaced by a newer fire (concurrency: replace)", err,
+                              sizeof err) > 0)
+            log_info("task %lld: execution %lld cancelled (concurrency replace)",
+                     (long long)act[k].task_id, (long long)act[k].exec_id);
     }
     free(act);
 }
@@ -441,7 +422,7 @@ static int enqueue_created(scheduler *sc, const fire *fires, const store_fire_it
     size_t n_ready = 0, n_delayed = 0;
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!items[i].created || items[i].initial == STORE_SKIPPED)
+        if (!items[i].created || items[i].skipped_now)
             continue;
         const stask *t = &sc->tasks[fires[i].task];
         queue_item it = {.id = items[i].exec_id, .priority = t->priority, .attempt = 1};
@@ -483,12 +464,12 @@ static void log_skipped(scheduler *sc, const fire *fires, const store_fire_item 
 {
     size_t shown = 0, total = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!items[i].created || items[i].initial != STORE_SKIPPED)
+        if (!items[i].skipped_now)
             continue;
         total++;
         if (shown++ < 16)
             log_info("task %s: fire skipped: %s", sc->tasks[fires[i].task].name,
-                     items[i].reason);
+                     items[i].skipped_reason);
     }
     if (total > 16)
         log_info("... and %zu more fire(s) skipped (concurrency forbid)", total - 16);
@@ -497,31 +478,24 @@ static void log_skipped(scheduler *sc, const fire *fires, const store_fire_item 
     pthread_mutex_unlock(&sc->mu);
 }
 
-/* One chunk: leader check, overlap query, one INSERT of every fire
- * (skipped ones included), one pipelined enqueue. Returns 0, -1 on a store
- * or queue error (logged), or -2 when the leader session is gone (nothing
- * fired). */
+/* One chunk: leader check, the replace policy (a query only when the
+ * chunk has replace tasks), one INSERT of every fire with the forbid check
+ * in it, one pipelined enqueue. Returns 0, -1 on a store or queue error
+ * (logged), or -2 when the leader session is gone (nothing fired). */
 static int fire_chunk(scheduler *sc, const fire *fires, size_t n)
 {
     if (!confirm_leader(sc))
         return -2;
-    bool *go = xcalloc(n, sizeof *go);
-    char **reason = xcalloc(n, sizeof *reason);
+    replace_unfinished(sc, fires, n);
     store_fire_item *items = xcalloc(n, sizeof *items);
-    overlap_check(sc, fires, n, go, reason);
     for (size_t i = 0; i < n; i++) {
         const stask *t = &sc->tasks[fires[i].task];
         int64_t jit = t->jitter_ms > 0 ? (int64_t)(next_rand(sc) % (uint64_t)t->jitter_ms) : 0;
-        items[i] = (store_fire_item){.task_id = t->id, .scheduled_for_ms = fires[i].due_ms};
-        if (!go[i]) {
-            items[i].initial = STORE_SKIPPED;
-            items[i].reason = reason[i];
-        } else if (jit) {
-            items[i].initial = STORE_SCHEDULED;
-            items[i].not_before_ms = fires[i].due_ms + jit;
-        } else {
-            items[i].initial = STORE_QUEUED;
-        }
+        items[i] = (store_fire_item){.task_id = t->id,
+                                     .scheduled_for_ms = fires[i].due_ms,
+                                     .initial = jit ? STORE_SCHEDULED : STORE_QUEUED,
+                                     .not_before_ms = jit ? fires[i].due_ms + jit : 0,
+                                     .skip_if_active = t->concurrency == CONC_FORBID};
     }
     char err[512];
     int rc = 0;
@@ -533,10 +507,6 @@ static int fire_chunk(scheduler *sc, const fire *fires, size_t n)
         log_skipped(sc, fires, items, n);
         rc = enqueue_created(sc, fires, items, n);
     }
-    for (size_t i = 0; i < n; i++)
-        free(reason[i]);
-    free(reason);
-    free(go);
     free(items);
     return rc;
 }

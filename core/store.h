@@ -170,25 +170,31 @@ int store_fire(store *s, int64_t task_id, int64_t scheduled_for_ms, store_status
 int store_fire_skipped(store *s, int64_t task_id, int64_t scheduled_for_ms, const char *reason,
                        int64_t *exec_id, bool *created, char *err, size_t errlen);
 /* One fire of a batch (store_fire_batch). The caller fills the inputs; the
- * call fills exec_id and created. */
+ * call fills the outputs. */
 typedef struct store_fire_item {
     int64_t task_id;
     int64_t scheduled_for_ms;  /* the fire key with task_id */
     store_status initial;      /* pending, queued, scheduled or skipped */
     int64_t not_before_ms;     /* scheduled: when it is due */
     const char *reason;        /* skipped: why (NULL: "skipped"); else ignored */
+    bool skip_if_active;       /* `concurrency: forbid`: when the task has an
+                                * unfinished execution, record the fire as
+                                * skipped instead, the reason naming it */
     int64_t exec_id;           /* out: the execution created, or the existing
-                                * one when visible to the statement; 0 when
-                                * the task id is unknown */
+                                * one; 0 when the task id is unknown */
     bool created;              /* out: true when this call created it */
+    bool skipped_now;          /* out: created as skipped by skip_if_active */
+    char skipped_reason[96];   /* out: its reason, when skipped_now */
 } store_fire_item;
 
 /* The fires of items[0..n) in ONE statement (INSERT ... SELECT FROM
  * unnest(...) ON CONFLICT ON the fire key DO NOTHING RETURNING): what
- * store_fire and store_fire_skipped do, for many fires in one round trip
- * and one commit. An item whose key exists is not created (created false);
- * a key repeated within the batch is created once, for its first item.
- * An unknown task id is not an error here: its item gets exec_id 0.
+ * store_fire and store_fire_skipped do, plus the `forbid` overlap check,
+ * for many fires in one round trip and one commit (a second, read-only
+ * query only when some keys already existed, for their ids). An item whose
+ * key exists is not created (created false); a key repeated within the
+ * batch is created once, for its first item, the others getting its
+ * exec_id. An unknown task id is not an error here: exec_id 0.
  * Returns the number created, or -1 (nothing created; a bad `initial`
  * names the item). */
 int store_fire_batch(store *s, store_fire_item *items, size_t n, char *err, size_t errlen);

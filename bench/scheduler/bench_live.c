@@ -195,6 +195,9 @@ static void report_tick(redisContext *rc, PGconn *c, int64_t burst1_ms)
         int64_t due = strtoll(PQgetvalue(r, lo, 1), NULL, 10);
         lag[nl++] = ready - due * 1000;
         int64_t since = due - burst1_ms;
+        if (ready - due * 1000 > 20000 && getenv("BENCH_VERBOSE"))
+            fprintf(stderr, "tick due at burst1%+.0f s: lag %.1f ms\n", (double)since / 1e3,
+                    (double)(ready - due * 1000) / 1e3);
         if (since >= 0 && since <= 2000 && ready - due * 1000 > worst_b1)
             worst_b1 = ready - due * 1000;
         if (since >= 60000 && since <= 62000 && ready - due * 1000 > worst_b2)
@@ -268,7 +271,7 @@ static void report_burst2(PGconn *c, size_t ntasks, int64_t due_ms)
 }
 
 /* Start the servers, make the store durable, write the config. */
-static pgr_config *setup(const char *dir)
+static pgr_config *setup(const char *dir, bool durable_store)
 {
     if (!getenv("PGR_SOURCE_DIR"))
         setenv("PGR_SOURCE_DIR", PGR_BENCH_SOURCE_DIR, 1);
@@ -278,7 +281,7 @@ static pgr_config *setup(const char *dir)
                              "ALTER SYSTEM SET synchronous_commit = on",
                              "ALTER SYSTEM SET full_page_writes = on", "SELECT pg_reload_conf()",
                              "CREATE DATABASE bench"};
-    for (size_t i = 0; i < sizeof durable / sizeof *durable; i++)
+    for (size_t i = durable_store ? 0 : 3; i < sizeof durable / sizeof *durable; i++)
         if (testpg_exec(&pg, durable[i]) < 0)
             die("setup", durable[i]);
     testpg_conninfo_db(&pg, "bench", conninfo, sizeof conninfo);
@@ -297,12 +300,15 @@ static pgr_config *setup(const char *dir)
     return cfg;
 }
 
-int bench_live(size_t ntasks, char **zones, size_t nz)
+int bench_live(size_t ntasks, char **zones, size_t nz, bool durable)
 {
     char dir[] = "/tmp/pgr-bench-XXXXXX", err[512];
     if (!mkdtemp(dir))
         die("mkdtemp", dir);
-    pgr_config *cfg = setup(dir);
+    pgr_config *cfg = setup(dir, durable);
+    printf("store            %s\n",
+           durable ? "durable: fsync, synchronous_commit and full_page_writes on"
+                   : "as the tests run it: fsync, synchronous_commit and full_page_writes off");
     log_configure("warning", "text");
     store *s = store_open(conninfo, err, sizeof err);
     if (!s || store_migrate(s, err, sizeof err) < 0)

@@ -13,7 +13,10 @@
  * second, and the fire lag of a `* * * * * *` task. Never passes or fails
  * on time.
  *
- *   bench_scheduler [tasks] [seed] [live: 1 (default) | 0]
+ *   bench_scheduler [tasks] [seed] [durable (default) | fast | 0]
+ *
+ * durable: the store with fsync and synchronous_commit on; fast: off, as
+ * the tests run it; 0: no run against the store.
  */
 #include "bench.h"
 #include "cron.h"
@@ -280,8 +283,9 @@ int main(int argc, char **argv)
     fflush(stdout);
     if (sink == 42)
         fprintf(stderr, "%lld\n", (long long)sink); /* keeps the computations */
-    if (argc <= 3 || strcmp(argv[3], "0") != 0)
-        bench_live(ntasks, zones, nz);
+    const char *live = argc > 3 ? argv[3] : "durable";
+    if (strcmp(live, "0") != 0)
+        bench_live(ntasks, zones, nz, strcmp(live, "fast") != 0);
     cron_heap_free(&heap);
     free(ns);
     free(tasks);

@@ -216,6 +216,27 @@ static void test_fire_batch_idempotent(void **state)
     assert_int_equal(act[4].task_id, c);
     assert_int_equal(act[4].exec_id, id);
     free(act);
+
+    /* forbid in the INSERT: a's fire is skipped, naming its oldest
+     * unfinished execution; c's without the flag is queued. */
+    store_fire_item fb[2] = {
+        {.task_id = a, .scheduled_for_ms = t + 9000, .initial = STORE_QUEUED,
+         .skip_if_active = true},
+        {.task_id = c, .scheduled_for_ms = t + 9000, .initial = STORE_QUEUED},
+    };
+    assert_int_equal(store_fire_batch(s, fb, 2, err, sizeof err), 2);
+    assert_true(fb[0].created && fb[0].skipped_now);
+    snprintf(want, sizeof want, "concurrency forbid: execution %lld of this task has not "
+             "finished", (long long)ids[0]);
+    assert_string_equal(fb[0].skipped_reason, want);
+    assert_int_equal(store_exec_get(s, fb[0].exec_id, &e, err, sizeof err), 0);
+    assert_int_equal(e.status, STORE_SKIPPED);
+    assert_string_equal(e.skipped_reason, want);
+    store_execution_clear(&e);
+    assert_true(fb[1].created && !fb[1].skipped_now);
+    assert_int_equal(store_exec_get(s, fb[1].exec_id, &e, err, sizeof err), 0);
+    assert_int_equal(e.status, STORE_QUEUED);
+    store_execution_clear(&e);
     store_close(s);
     config_free(cfg);
 }
