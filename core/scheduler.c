@@ -28,11 +28,15 @@
 /* Fires taken from the heap at a wake-up and fired at once: the most urgent
  * of the second (the heap breaks ties by period, most frequent first), so
  * that a `* * * * * *` task is never behind a crowd due at the same second. */
-#define FIRST_CHUNK 64
-/* Fires per batch after the first: each batch is a constant number of round
- * trips (leader check, overlap query, one INSERT, one pipelined enqueue);
- * between two batches, newly due fires go first. */
-#define CHUNK 2048
+#define FIRST_CHUNK 256
+/* Fires per batch of the backlog: each batch is a constant number of round
+ * trips (leader check, one INSERT, one pipelined enqueue; a query more
+ * when it holds `replace` tasks). Between two batches, newly due fires go
+ * first, so a batch is sized to take about CHUNK_BUDGET_US by the cost per
+ * fire of the previous one, within [CHUNK_MIN, CHUNK]. */
+#define CHUNK 8192
+#define CHUNK_MIN 512
+#define CHUNK_BUDGET_US 20000
 
 typedef struct stask {
     int64_t id;
@@ -68,6 +72,7 @@ struct scheduler {
     fire *backlog;         /* due fires taken from the heap, not fired yet */
     size_t bl_head, bl_n, bl_cap;
     uint32_t chunk_stamp;  /* fire_batch: tasks already in the current chunk */
+    size_t chunk;          /* backlog fires per call of fire_due */
     uint64_t rng;
     pthread_mutex_t mu;    /* guards stats and the lag ring (read by the API) */
     int64_t lags[LAG_RING];
@@ -606,8 +611,8 @@ static size_t backlog_len(const scheduler *sc)
 
 /* Fire what is due by `now`. The FIRST_CHUNK most urgent fires go at once
  * (a `* * * * * *` task among them: the heap puts frequent tasks first);
- * the other due fires join the backlog, of which one CHUNK is fired per
- * call. The loop calls again without waiting while a backlog remains, so
+ * the other due fires join the backlog, of which one chunk (sc->chunk) is
+ * fired per call. The loop calls again without waiting while a backlog remains, so
  * fires that come due meanwhile are never behind more than one chunk of a
  * crowd due earlier. */
 static void fire_due(scheduler *sc, int64_t now)
@@ -619,12 +624,18 @@ static void fire_due(scheduler *sc, int64_t now)
         fire f;
         while (pop_due(sc, now, &f, 1))
             backlog_push(sc, f);
-        size_t take = backlog_len(sc) < CHUNK ? backlog_len(sc) : CHUNK;
+        if (!sc->chunk)
+            sc->chunk = 1024;
+        size_t take = backlog_len(sc) < sc->chunk ? backlog_len(sc) : sc->chunk;
         if (take) {
+            int64_t t0 = mono_us();
             rc = fire_batch(sc, sc->backlog + sc->bl_head, take);
             sc->bl_head += take;
             if (sc->bl_head == sc->bl_n)
                 sc->bl_head = sc->bl_n = 0;
+            size_t per_fire_us = (size_t)(mono_us() - t0) / take + 1;
+            size_t next = CHUNK_BUDGET_US / per_fire_us;
+            sc->chunk = next < CHUNK_MIN ? CHUNK_MIN : next > CHUNK ? CHUNK : next;
         }
     }
     if (rc == -2)
