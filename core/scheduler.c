@@ -32,11 +32,15 @@
 /* Fires per batch of the backlog: each batch is a constant number of round
  * trips (leader check, one INSERT, one pipelined enqueue; a query more
  * when it holds `replace` tasks). Between two batches, newly due fires go
- * first, so a batch is sized to take about CHUNK_BUDGET_US by the cost per
- * fire of the previous one, within [CHUNK_MIN, CHUNK]. */
+ * first, so a batch is sized to take about max(CHUNK_BUDGET_US, twice what
+ * the urgent batch of a second takes) by the cost per fire of the previous
+ * one, within [CHUNK_MIN, CHUNK]. CHUNK_MIN keeps the fixed cost of a
+ * batch (round trips, planning, the commit) under about a fifth of it;
+ * with a store whose commits are slow (fsync on a busy disk) batches grow
+ * so that the commits do not dominate the throughput. */
 #define CHUNK 8192
-#define CHUNK_MIN 512
-#define CHUNK_BUDGET_US 20000
+#define CHUNK_MIN 1024
+#define CHUNK_BUDGET_US 50000
 
 typedef struct stask {
     int64_t id;
@@ -73,6 +77,7 @@ struct scheduler {
     size_t bl_head, bl_n, bl_cap;
     uint32_t chunk_stamp;  /* fire_batch: tasks already in the current chunk */
     size_t chunk;          /* backlog fires per call of fire_due */
+    int64_t urgent_us;     /* running mean of the urgent batch's duration */
     uint64_t rng;
     pthread_mutex_t mu;    /* guards stats and the lag ring (read by the API) */
     int64_t lags[LAG_RING];
@@ -619,7 +624,10 @@ static void fire_due(scheduler *sc, int64_t now)
 {
     fire first[FIRST_CHUNK];
     size_t n = pop_due(sc, now, first, FIRST_CHUNK);
+    int64_t t0 = mono_us();
     int rc = n ? fire_batch(sc, first, n) : 0;
+    if (n && rc == 0)
+        sc->urgent_us = sc->urgent_us ? (3 * sc->urgent_us + mono_us() - t0) / 4 : mono_us() - t0;
     if (rc != -2) {
         fire f;
         while (pop_due(sc, now, &f, 1))
@@ -628,13 +636,15 @@ static void fire_due(scheduler *sc, int64_t now)
             sc->chunk = 1024;
         size_t take = backlog_len(sc) < sc->chunk ? backlog_len(sc) : sc->chunk;
         if (take) {
-            int64_t t0 = mono_us();
+            t0 = mono_us();
             rc = fire_batch(sc, sc->backlog + sc->bl_head, take);
             sc->bl_head += take;
             if (sc->bl_head == sc->bl_n)
                 sc->bl_head = sc->bl_n = 0;
             size_t per_fire_us = (size_t)(mono_us() - t0) / take + 1;
-            size_t next = CHUNK_BUDGET_US / per_fire_us;
+            int64_t budget = 2 * sc->urgent_us > CHUNK_BUDGET_US ? 2 * sc->urgent_us
+                                                                 : CHUNK_BUDGET_US;
+            size_t next = (size_t)budget / per_fire_us;
             sc->chunk = next < CHUNK_MIN ? CHUNK_MIN : next > CHUNK ? CHUNK : next;
         }
     }

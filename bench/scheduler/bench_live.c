@@ -107,6 +107,76 @@ static void copy_tasks(PGconn *c, size_t ntasks, int burst_sec, char **zones, si
     PQclear(PQgetResult(c));
 }
 
+/* The old path, one fire at a time: the overlap check, then the insert.
+ * Returns the microseconds taken for ids[0..n). */
+static int64_t fire_one_by_one(store *s, const int64_t *ids, size_t n, int64_t at_ms)
+{
+    char err[512];
+    int64_t t0 = mono_us();
+    for (size_t i = 0; i < n; i++) {
+        int64_t *act, eid;
+        size_t na;
+        bool created;
+        if (store_task_active(s, ids[i], &act, &na, err, sizeof err) < 0 ||
+            store_fire(s, ids[i], at_ms, STORE_QUEUED, 0, &eid, &created, err, sizeof err) < 0)
+            die("store_fire", err);
+        free(act);
+    }
+    return mono_us() - t0;
+}
+
+/* The new path: store_fire_batch, 1024 fires a statement, forbid checked
+ * in it. Returns the microseconds taken for ids[0..n). */
+static int64_t fire_batched(store *s, const int64_t *ids, size_t n, int64_t at_ms)
+{
+    char err[512];
+    store_fire_item *items = xcalloc(1024, sizeof *items);
+    int64_t t0 = mono_us();
+    for (size_t off = 0; off < n; off += 1024) {
+        size_t m = n - off < 1024 ? n - off : 1024;
+        for (size_t i = 0; i < m; i++)
+            items[i] = (store_fire_item){.task_id = ids[off + i], .scheduled_for_ms = at_ms,
+                                         .initial = STORE_QUEUED, .skip_if_active = true};
+        if (store_fire_batch(s, items, m, err, sizeof err) != (int)m)
+            die("store_fire_batch", err);
+    }
+    int64_t us = mono_us() - t0;
+    free(items);
+    return us;
+}
+
+/* The store's share of a burst, old path against new, interleaved, on
+ * 4 x n tasks of the crowd at instants of 2020 (deleted afterwards). */
+static void compare_store_paths(PGconn *c, size_t n)
+{
+    char err[512], sql[160];
+    snprintf(sql, sizeof sql, "SELECT id FROM scheduled_tasks WHERE name LIKE 'b%%' ORDER BY id "
+             "LIMIT %zu", 4 * n);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || (size_t)PQntuples(r) < 4 * n)
+        die("compare", PQerrorMessage(c));
+    int64_t *ids = xcalloc(4 * n, sizeof *ids);
+    for (size_t i = 0; i < 4 * n; i++)
+        ids[i] = strtoll(PQgetvalue(r, (int)i, 0), NULL, 10);
+    PQclear(r);
+    store *s = store_open(conninfo, err, sizeof err);
+    if (!s)
+        die("store", err);
+    int64_t at = 1577836800000; /* 2020-01-01 */
+    int64_t one = fire_one_by_one(s, ids, n, at);
+    int64_t bat = fire_batched(s, ids + n, n, at);
+    one += fire_one_by_one(s, ids + 2 * n, n, at);
+    bat += fire_batched(s, ids + 3 * n, n, at);
+    store_close(s);
+    free(ids);
+    PQclear(PQexec(c, "DELETE FROM task_executions WHERE scheduled_for < '2021-01-01'"));
+    printf("store per fire   one by one (the old path: overlap query + store_fire, 2 round "
+           "trips and a commit each) %.1f us; store_fire_batch (1024 a statement, forbid "
+           "inside) %.1f us: %.1fx (2 x %zu fires each, interleaved)\n",
+           (double)one / (double)(2 * n), (double)bat / (double)(2 * n),
+           (double)one / (double)(bat ? bat : 1), n);
+}
+
 typedef struct runner {
     scheduler *sc;
     pthread_t th;
@@ -322,6 +392,7 @@ int bench_live(size_t ntasks, char **zones, size_t nz, bool durable)
     copy_tasks(c, ntasks, burst_sec, zones, nz);
     PQclear(PQexec(c, "ANALYZE"));
     double copy_ms = (double)(wall_ms() - a);
+    compare_store_paths(c, ntasks >= 10000 ? 2500 : ntasks / 4);
 
     queue *q = queue_open(cfg->queue.url, PREFIX, err, sizeof err);
     probe = queue_open(cfg->queue.url, PREFIX, err, sizeof err);
