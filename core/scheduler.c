@@ -1,15 +1,18 @@
 /*
  * scheduler.c - see scheduler.h.
  *
- * Memory per task is one `stask` (about 120 bytes with its name) plus four
- * bytes of heap: the cron expression is a set of bitmasks and time zones are
- * shared (tz_load caches them).
+ * Memory per task is one `stask` (112 bytes) plus its name and four bytes
+ * of heap - 140 B per task measured with 200,000 tasks: the cron
+ * expression is a set of bitmasks and time zones are shared (tz_load caches
+ * them). The backlog (16 bytes per fire) exists only while a crowd is
+ * being fired.
  */
 #include "scheduler.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +26,23 @@
 /* pg_try_advisory_lock key of the scheduler leadership: "pgrvschd". */
 #define LEADER_KEY "7053756858066642020"
 #define LAG_RING 4096
-#define MAX_BATCH 4096
 #define RECHECK_MS 1000
+/* Fires taken from the heap at a wake-up and fired at once: the most urgent
+ * of the second (the heap breaks ties by period, most frequent first), so
+ * that a `* * * * * *` task is never behind a crowd due at the same second. */
+#define FIRST_CHUNK 256
+/* Fires per batch of the backlog: each batch is a constant number of round
+ * trips (leader check, one INSERT, one pipelined enqueue; a query more
+ * when it holds `replace` tasks). Between two batches, newly due fires go
+ * first, so a batch is sized to take about max(CHUNK_BUDGET_US, twice what
+ * the urgent batch of a second takes) by the cost per fire of the previous
+ * one, within [CHUNK_MIN, CHUNK]. CHUNK_MIN keeps the fixed cost of a
+ * batch (round trips, planning, the commit) under about a fifth of it;
+ * with a store whose commits are slow (fsync on a busy disk) batches grow
+ * so that the commits do not dominate the throughput. */
+#define CHUNK 8192
+#define CHUNK_MIN 1024
+#define CHUNK_BUDGET_US 50000
 
 typedef struct stask {
     int64_t id;
@@ -33,6 +51,8 @@ typedef struct stask {
     const tz_zone *zone;
     int64_t next_ms;       /* next fire, wall clock ms; -1: never */
     int64_t grace_ms, jitter_ms;
+    uint32_t period_s;     /* gap between its next two fires (capped): tie-break */
+    uint32_t stamp;        /* fire_batch's chunk_stamp when last put in a chunk */
     int16_t max_runs;
     uint8_t priority, concurrency, misfire;
 } stask;
@@ -55,7 +75,13 @@ struct scheduler {
     size_t n_tasks;
     uint32_t *heap;
     size_t heap_n;
+    fire *backlog;         /* due fires taken from the heap, not fired yet */
+    size_t bl_head, bl_n, bl_cap;
+    uint32_t chunk_stamp;  /* fire_batch: tasks already in the current chunk */
+    size_t chunk;          /* backlog fires per call of fire_due */
+    int64_t urgent_us;     /* running mean of the urgent batch's duration */
     uint64_t rng;
+    pthread_mutex_t mu;    /* guards stats and the lag ring (read by the API) */
     int64_t lags[LAG_RING];
     size_t lag_n, lag_pos;
     sched_stats stats;
@@ -63,9 +89,14 @@ struct scheduler {
 
 /* ---- heap of task indices by next_ms ---------------------------------- */
 
+/* By next fire; at the same instant the most frequent task first: it has
+ * the least slack before its next fire. */
 static bool earlier(const scheduler *sc, uint32_t a, uint32_t b)
 {
-    return sc->tasks[a].next_ms < sc->tasks[b].next_ms;
+    const stask *x = &sc->tasks[a], *y = &sc->tasks[b];
+    if (x->next_ms != y->next_ms)
+        return x->next_ms < y->next_ms;
+    return x->period_s < y->period_s;
 }
 
 static void heap_push(scheduler *sc, uint32_t idx)
@@ -144,9 +175,12 @@ static void free_tasks(scheduler *sc)
         free(sc->tasks[i].name);
     free(sc->tasks);
     free(sc->heap);
+    free(sc->backlog);
     sc->tasks = NULL;
     sc->heap = NULL;
+    sc->backlog = NULL;
     sc->n_tasks = sc->heap_n = 0;
+    sc->bl_head = sc->bl_n = sc->bl_cap = 0;
 }
 
 /* ---- leadership ------------------------------------------------------- */
@@ -300,7 +334,16 @@ static void plan_misfires(scheduler *sc, stask *t, int64_t last_fire_ms, int64_t
                  t->name, total, keep, t->misfire == MISFIRE_RUN_ONCE ? "run_once" : "run_all");
 }
 
-static int fire_batch(scheduler *sc, fire *fires, size_t n);
+static int fire_batch(scheduler *sc, const fire *fires, size_t n);
+
+/* The tie-break of the heap: seconds between the task's next two fires,
+ * capped (a task that never fires again sorts last). */
+static void set_period(stask *t)
+{
+    int64_t after = t->next_ms >= 0 ? next_fire(t, t->next_ms) : -1;
+    int64_t gap = after >= 0 ? (after - t->next_ms) / 1000 : UINT32_MAX;
+    t->period_s = gap > UINT32_MAX ? UINT32_MAX : (uint32_t)gap;
+}
 
 /* (Re)load every active scheduled task from the store and rebuild the
  * heap; missed fires are run per policy. */
@@ -319,6 +362,7 @@ static int load_tasks(scheduler *sc, bool run_misfires)
     fire *missed = xcalloc(n * 4 + 1, sizeof *missed);
     size_t n_missed = 0;
     int64_t now = wall_ms();
+    pthread_mutex_lock(&sc->mu); /* plan_misfires counts into stats */
     for (size_t i = 0; i < n; i++) {
         if (!rows[i].is_active || !rows[i].cron_schedule)
             continue;
@@ -329,89 +373,76 @@ static int load_tasks(scheduler *sc, bool run_misfires)
         plan_misfires(sc, t, last, now, missed, &n_missed, n * 4, (uint32_t)sc->n_tasks);
         if (!run_misfires || rows[i].last_fire_ms <= 0)
             t->next_ms = next_fire(t, now - now % 1000 - 1);
+        set_period(t);
         if (t->next_ms >= 0)
             heap_push(sc, (uint32_t)sc->n_tasks);
         sc->n_tasks++;
     }
+    pthread_mutex_unlock(&sc->mu);
     store_tasks_free(rows, n);
+    pthread_mutex_lock(&sc->mu);
     sc->stats.tasks = (int)sc->n_tasks;
+    pthread_mutex_unlock(&sc->mu);
     sc->reload = false;
     log_info("scheduling %zu task(s)", sc->n_tasks);
     int rc = n_missed ? fire_batch(sc, missed, n_missed) : 0;
     free(missed);
-    return rc;
+    if (rc == -2)
+        lose_leadership(sc, "the leader session is gone");
+    return rc < 0 ? -1 : 0;
 }
 
 /* ---- firing ----------------------------------------------------------- */
 
-/* The overlap policy. Returns true when the fire may go ahead. */
-static bool overlap_allows(scheduler *sc, const stask *t, int64_t due_ms)
+/* `concurrency: replace`: cancel the unfinished executions of the chunk's
+ * replace tasks (one query to find them). `forbid` is checked by the
+ * INSERT itself (store_fire_item.skip_if_active). */
+static void replace_unfinished(scheduler *sc, const fire *fires, size_t n)
 {
-    if (t->concurrency == CONC_ALLOW)
-        return true;
+    int64_t *ids = xcalloc(n + 1, sizeof *ids);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const stask *t = &sc->tasks[fires[i].task];
+        if (t->concurrency == CONC_REPLACE)
+            ids[m++] = t->id;
+    }
     char err[512];
-    int64_t *ids = NULL;
-    size_t n = 0;
-    if (store_task_active(sc->st, t->id, &ids, &n, err, sizeof err) < 0) {
-        log_error("task %s: overlap check failed: %s", t->name, err);
-        return true; /* the fire key still prevents duplicates */
-    }
-    bool ok = true;
-    if (n > 0 && t->concurrency == CONC_FORBID) {
-        char reason[160];
-        int64_t eid;
-        bool created;
-        snprintf(reason, sizeof reason,
-                 "concurrency forbid: execution %lld of this task has not finished",
-                 (long long)ids[0]);
-        if (store_fire_skipped(sc->st, t->id, due_ms, reason, &eid, &created, err,
-                               sizeof err) == 0 &&
-            created) {
-            sc->stats.skipped++;
-            log_info("task %s: fire skipped: %s", t->name, reason);
-        }
-        ok = false;
-    } else if (n > 0) { /* replace */
-        for (size_t i = 0; i < n; i++)
-            if (store_exec_cancel(sc->st, ids[i], "replaced by a newer fire (concurrency: "
-                                                  "replace)",
-                                  err, sizeof err) > 0)
-                log_info("task %s: execution %lld cancelled (concurrency replace)", t->name,
-                         (long long)ids[i]);
-    }
+    store_active *act = NULL;
+    size_t n_act = 0;
+    if (m && store_tasks_active(sc->st, ids, m, &act, &n_act, err, sizeof err) < 0)
+        log_error("overlap check of %zu task(s) failed: %s (fired anyway: the fire key still "
+                  "prevents duplicates)", m, err);
     free(ids);
-    return ok;
+    for (size_t k = 0; k < n_act; k++) {
+        if (store_exec_cancel(sc->st, act[k].exec_id,
+                              "replaced by a newer fire (concurrency: replace)", err,
+                              sizeof err) > 0)
+            log_info("task %lld: execution %lld cancelled (concurrency replace)",
+                     (long long)act[k].task_id, (long long)act[k].exec_id);
+    }
+    free(act);
 }
 
-static int fire_batch(scheduler *sc, fire *fires, size_t n)
+/* Enqueue what a chunk created: items ready now in one pipelined call,
+ * jittered ones into the delayed set. Returns 0 or -1 (logged). */
+static int enqueue_created(scheduler *sc, const fire *fires, const store_fire_item *items,
+                           size_t n)
 {
     char err[512];
     queue_item *ready = xcalloc(n + 1, sizeof *ready);
     int64_t *due = xcalloc(n + 1, sizeof *due);
-    size_t n_ready = 0;
+    size_t n_ready = 0, n_delayed = 0;
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        stask *t = &sc->tasks[fires[i].task];
-        if (!overlap_allows(sc, t, fires[i].due_ms))
+        if (!items[i].created || items[i].skipped_now)
             continue;
-        int64_t jit = t->jitter_ms > 0 ? (int64_t)(next_rand(sc) % (uint64_t)t->jitter_ms) : 0;
-        int64_t eid;
-        bool created;
-        if (store_fire(sc->st, t->id, fires[i].due_ms, jit ? STORE_SCHEDULED : STORE_QUEUED,
-                       jit ? fires[i].due_ms + jit : 0, &eid, &created, err, sizeof err) < 0) {
-            log_error("task %s: fire at %lld not recorded: %s", t->name,
-                      (long long)fires[i].due_ms, err);
-            rc = -1;
-            continue;
-        }
-        if (!created)
-            continue; /* another scheduler (or a previous run of us) fired it */
-        queue_item it = {.id = eid, .priority = t->priority, .attempt = 1};
-        sc->stats.fires++;
-        if (jit) {
-            if (queue_enqueue_at(sc->q, &it, 1, fires[i].due_ms + jit, err, sizeof err) < 0) {
-                log_error("task %s: execution %lld not enqueued: %s", t->name, (long long)eid,
-                          err);
+        const stask *t = &sc->tasks[fires[i].task];
+        queue_item it = {.id = items[i].exec_id, .priority = t->priority, .attempt = 1};
+        if (items[i].initial == STORE_SCHEDULED) {
+            n_delayed++;
+            if (queue_enqueue_at(sc->q, &it, 1, items[i].not_before_ms, err, sizeof err) < 0) {
+                log_error("task %s: execution %lld not enqueued: %s", t->name,
+                          (long long)it.id, err);
                 rc = -1;
             }
             continue;
@@ -421,19 +452,103 @@ static int fire_batch(scheduler *sc, fire *fires, size_t n)
     }
     if (n_ready && queue_enqueue(sc->q, ready, n_ready, err, sizeof err) < 0) {
         log_error("%zu execution(s) recorded but not enqueued: %s (recovered at the next "
-                  "start)",
-                  n_ready, err);
+                  "start)", n_ready, err);
         rc = -1;
-    } else {
-        int64_t now_us = wall_ms() * 1000 + mono_us() % 1000;
-        for (size_t i = 0; i < n_ready; i++)
-            record_lag(sc, now_us - due[i] * 1000);
-        if (n_ready)
-            log_debug("fired %zu execution(s); lag of the first %lld us", n_ready,
-                      (long long)(now_us - due[0] * 1000));
+        n_ready = 0;
     }
+    int64_t now_us = wall_ms() * 1000 + mono_us() % 1000;
+    pthread_mutex_lock(&sc->mu);
+    sc->stats.fires += (int64_t)(n_ready + n_delayed);
+    for (size_t i = 0; i < n_ready; i++)
+        record_lag(sc, now_us - due[i] * 1000);
+    pthread_mutex_unlock(&sc->mu);
+    if (n_ready)
+        log_debug("fired %zu execution(s); lag of the first %lld us", n_ready,
+                  (long long)(now_us - due[0] * 1000));
     free(ready);
     free(due);
+    return rc;
+}
+
+/* Log the skipped fires a chunk recorded: each of the first few, then a
+ * count (a crowd of skips must not flood the log). */
+static void log_skipped(scheduler *sc, const fire *fires, const store_fire_item *items, size_t n)
+{
+    size_t shown = 0, total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].skipped_now)
+            continue;
+        total++;
+        if (shown++ < 16)
+            log_info("task %s: fire skipped: %s", sc->tasks[fires[i].task].name,
+                     items[i].skipped_reason);
+    }
+    if (total > 16)
+        log_info("... and %zu more fire(s) skipped (concurrency forbid)", total - 16);
+    pthread_mutex_lock(&sc->mu);
+    sc->stats.skipped += (int64_t)total;
+    pthread_mutex_unlock(&sc->mu);
+}
+
+/* One chunk: leader check, the replace policy (a query only when the
+ * chunk has replace tasks), one INSERT of every fire with the forbid check
+ * in it, one pipelined enqueue. Returns 0, -1 on a store or queue error
+ * (logged), or -2 when the leader session is gone (nothing fired). */
+static int fire_chunk(scheduler *sc, const fire *fires, size_t n)
+{
+    if (!confirm_leader(sc))
+        return -2;
+    replace_unfinished(sc, fires, n);
+    store_fire_item *items = xcalloc(n, sizeof *items);
+    for (size_t i = 0; i < n; i++) {
+        const stask *t = &sc->tasks[fires[i].task];
+        int64_t jit = t->jitter_ms > 0 ? (int64_t)(next_rand(sc) % (uint64_t)t->jitter_ms) : 0;
+        items[i] = (store_fire_item){.task_id = t->id,
+                                     .scheduled_for_ms = fires[i].due_ms,
+                                     .initial = jit ? STORE_SCHEDULED : STORE_QUEUED,
+                                     .not_before_ms = jit ? fires[i].due_ms + jit : 0,
+                                     .skip_if_active = t->concurrency == CONC_FORBID};
+    }
+    char err[512];
+    int rc = 0;
+    if (store_fire_batch(sc->st, items, n, err, sizeof err) < 0) {
+        log_error("%zu fire(s) from %lld on not recorded: %s", n, (long long)fires[0].due_ms,
+                  err);
+        rc = -1;
+    } else {
+        log_skipped(sc, fires, items, n);
+        rc = enqueue_created(sc, fires, items, n);
+    }
+    free(items);
+    return rc;
+}
+
+/* Fire fires[0..n) in chunks of at most CHUNK. A chunk never holds two
+ * fires of one task whose concurrency is not `allow` (missed fires run at
+ * start-up): the later one must see the earlier one's execution, as if
+ * fired one by one. Returns 0, -1 when something was not recorded or
+ * enqueued (logged), or -2 when leadership was lost (the rest not fired). */
+static int fire_batch(scheduler *sc, const fire *fires, size_t n)
+{
+    int rc = 0;
+    size_t start = 0;
+    while (start < n) {
+        sc->chunk_stamp++;
+        size_t end = start;
+        while (end < n && end - start < CHUNK) {
+            stask *t = &sc->tasks[fires[end].task];
+            if (t->concurrency != CONC_ALLOW && t->stamp == sc->chunk_stamp)
+                break;
+            t->stamp = sc->chunk_stamp;
+            end++;
+        }
+        int r = fire_chunk(sc, fires + start, end - start);
+        if (r == -2)
+            return -2;
+        if (r < 0)
+            rc = -1;
+        start = end;
+    }
     return rc;
 }
 
@@ -465,24 +580,78 @@ static void enqueue_pending(scheduler *sc)
     PQclear(r);
 }
 
-/* Pop every task due by `now`, reschedule it, and fire the batch. */
-static void fire_due(scheduler *sc, int64_t now)
+/* Pop up to `max` fires due by `now` from the heap into out, each task
+ * rescheduled to its following fire. Returns how many. */
+static size_t pop_due(scheduler *sc, int64_t now, fire *out, size_t max)
 {
-    fire *batch = xcalloc(MAX_BATCH, sizeof *batch);
     size_t n = 0;
-    while (sc->heap_n && sc->tasks[sc->heap[0]].next_ms <= now && n < MAX_BATCH) {
+    while (n < max && sc->heap_n && sc->tasks[sc->heap[0]].next_ms <= now) {
         uint32_t idx = heap_pop(sc);
         stask *t = &sc->tasks[idx];
-        batch[n++] = (fire){idx, t->next_ms};
+        out[n++] = (fire){idx, t->next_ms};
         t->next_ms = next_fire(t, t->next_ms);
         if (t->next_ms >= 0)
             heap_push(sc, idx);
     }
-    if (n && confirm_leader(sc))
-        fire_batch(sc, batch, n);
-    else if (n)
+    return n;
+}
+
+static void backlog_push(scheduler *sc, fire f)
+{
+    if (sc->bl_n == sc->bl_cap && sc->bl_head > 0) {
+        memmove(sc->backlog, sc->backlog + sc->bl_head,
+                (sc->bl_n - sc->bl_head) * sizeof *sc->backlog);
+        sc->bl_n -= sc->bl_head;
+        sc->bl_head = 0;
+    }
+    if (sc->bl_n == sc->bl_cap) {
+        sc->bl_cap = sc->bl_cap ? sc->bl_cap * 2 : 4096;
+        sc->backlog = xrealloc(sc->backlog, sc->bl_cap * sizeof *sc->backlog);
+    }
+    sc->backlog[sc->bl_n++] = f;
+}
+
+static size_t backlog_len(const scheduler *sc)
+{
+    return sc->bl_n - sc->bl_head;
+}
+
+/* Fire what is due by `now`. The FIRST_CHUNK most urgent fires go at once
+ * (a `* * * * * *` task among them: the heap puts frequent tasks first);
+ * the other due fires join the backlog, of which one chunk (sc->chunk) is
+ * fired per call. The loop calls again without waiting while a backlog remains, so
+ * fires that come due meanwhile are never behind more than one chunk of a
+ * crowd due earlier. */
+static void fire_due(scheduler *sc, int64_t now)
+{
+    fire first[FIRST_CHUNK];
+    size_t n = pop_due(sc, now, first, FIRST_CHUNK);
+    int64_t t0 = mono_us();
+    int rc = n ? fire_batch(sc, first, n) : 0;
+    if (n && rc == 0)
+        sc->urgent_us = sc->urgent_us ? (3 * sc->urgent_us + mono_us() - t0) / 4 : mono_us() - t0;
+    if (rc != -2) {
+        fire f;
+        while (pop_due(sc, now, &f, 1))
+            backlog_push(sc, f);
+        if (!sc->chunk)
+            sc->chunk = 1024;
+        size_t take = backlog_len(sc) < sc->chunk ? backlog_len(sc) : sc->chunk;
+        if (take) {
+            t0 = mono_us();
+            rc = fire_batch(sc, sc->backlog + sc->bl_head, take);
+            sc->bl_head += take;
+            if (sc->bl_head == sc->bl_n)
+                sc->bl_head = sc->bl_n = 0;
+            size_t per_fire_us = (size_t)(mono_us() - t0) / take + 1;
+            int64_t budget = 2 * sc->urgent_us > CHUNK_BUDGET_US ? 2 * sc->urgent_us
+                                                                 : CHUNK_BUDGET_US;
+            size_t next = (size_t)budget / per_fire_us;
+            sc->chunk = next < CHUNK_MIN ? CHUNK_MIN : next > CHUNK ? CHUNK : next;
+        }
+    }
+    if (rc == -2)
         lose_leadership(sc, "the leader session is gone");
-    free(batch);
 }
 
 /* ---- the loop --------------------------------------------------------- */
@@ -497,6 +666,7 @@ scheduler *scheduler_new(const pgr_config *cfg, queue *q, int64_t retry_ms, char
     sc->q = q;
     sc->retry_ms = retry_ms > 0 ? retry_ms : 1000;
     sc->rng = (uint64_t)mono_us() * 0x9e3779b97f4a7c15ull | 1;
+    pthread_mutex_init(&sc->mu, NULL);
     sc->st = store_open_config(cfg, err, errlen);
     if (!sc->st) {
         free(sc);
@@ -513,6 +683,7 @@ void scheduler_free(scheduler *sc)
     if (sc->leader)
         PQfinish(sc->leader);
     store_close(sc->st);
+    pthread_mutex_destroy(&sc->mu);
     free(sc);
 }
 
@@ -550,7 +721,7 @@ int scheduler_run(scheduler *sc, volatile sig_atomic_t *stop, char *err, size_t 
             lose_leadership(sc, "the leader session is gone");
             continue;
         }
-        if (sc->reload)
+        if (sc->reload && !backlog_len(sc)) /* the backlog indexes the current table */
             load_tasks(sc, false);
         if (sc->pending_scan)
             enqueue_pending(sc);
@@ -558,7 +729,7 @@ int scheduler_run(scheduler *sc, volatile sig_atomic_t *stop, char *err, size_t 
         fire_due(sc, now);
         if (!sc->is_leader)
             continue;
-        int64_t wait = RECHECK_MS;
+        int64_t wait = backlog_len(sc) ? 0 : RECHECK_MS;
         if (sc->heap_n) {
             int64_t next = sc->tasks[sc->heap[0]].next_ms - wall_ms();
             if (next < wait)
@@ -573,6 +744,8 @@ int scheduler_run(scheduler *sc, volatile sig_atomic_t *stop, char *err, size_t 
 
 void scheduler_stats(const scheduler *sc, sched_stats *out)
 {
+    pthread_mutex_t *mu = (pthread_mutex_t *)&sc->mu; /* locking is not a change */
+    pthread_mutex_lock(mu);
     *out = sc->stats;
     out->leader = sc->is_leader;
     if (sc->lag_n) {
@@ -583,6 +756,7 @@ void scheduler_stats(const scheduler *sc, sched_stats *out)
         out->lag_p99_us = tmp[(sc->lag_n * 99) / 100];
         free(tmp);
     }
+    pthread_mutex_unlock(mu);
 }
 
 void scheduler_metrics(void *ctx, strbuf *out)

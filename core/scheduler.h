@@ -24,6 +24,13 @@
  * A leader checks its session before every batch of fires and stops firing
  * the moment it is gone; the unique fire key stays the fence behind it.
  *
+ * Fires due together are fired in batches, each a constant number of round
+ * trips whatever its size: the leader check, one INSERT of every fire
+ * (store_fire_batch, with the forbid check inside), one pipelined enqueue.
+ * Within a second the most frequent tasks go first; a crowd due at the
+ * same second is fired as a backlog in batches of ~50 ms, and fires that
+ * come due meanwhile go before the rest of it (bench/scheduler/README.md).
+ *
  * Lag (enqueue time minus due time) is measured per fire and kept for the
  * metrics and the log.
  *

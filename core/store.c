@@ -957,6 +957,273 @@ int store_fire_skipped(store *s, int64_t task_id, int64_t scheduled_for_ms, cons
                 exec_id, created, err, errlen);
 }
 
+/* ---- batched fires ------------------------------------------------------------- */
+
+/* Append v to a PostgreSQL array literal being built in sb ("{" first). */
+static void arr_i64(strbuf *sb, int64_t v)
+{
+    sb_printf(sb, "%s%lld", sb->len > 1 ? "," : "", (long long)v);
+}
+
+/* Append a text element, quoted ("" and \ escaped), or NULL. */
+static void arr_text(strbuf *sb, const char *v)
+{
+    if (sb->len > 1)
+        sb_appendn(sb, ",", 1);
+    if (!v) {
+        sb_append(sb, "NULL");
+        return;
+    }
+    sb_appendn(sb, "\"", 1);
+    for (const char *p = v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            sb_appendn(sb, "\\", 1);
+        sb_appendn(sb, p, 1);
+    }
+    sb_appendn(sb, "\"", 1);
+}
+
+/* The batch as sent: only the first item of each fire key (a repeated key
+ * copies the first one's outcome), in the caller's order. `forbid` items
+ * become skipped when their task has an unfinished execution (the oldest
+ * is named in the reason), checked through the history index. The rows
+ * RETURNED are mapped back to items by their fire key.
+ *
+ * "status NOT IN TERMINAL" (the same rows as "IN UNFINISHED", the status
+ * having a CHECK) on purpose: it does not imply the predicate of the
+ * partial index task_executions_unfinished, so the planner cannot AND a
+ * bitmap of every unfinished execution into each task's lookup - which it
+ * did while the table's statistics still said "empty", making a burst of
+ * fires quadratic (100k fires: 25 s instead of a few). */
+static const char fire_batch_sql[] =
+    "WITH i AS (SELECT u.*, a.id AS active "
+    "  FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], "
+    "  $6::boolean[]) WITH ORDINALITY AS u(task_id, at_ms, status, nb_ms, reason, forbid, ord) "
+    "  LEFT JOIN LATERAL (SELECT x.id FROM task_executions x WHERE u.forbid "
+    "    AND x.scheduled_task_id = u.task_id AND x.status NOT IN " TERMINAL
+    "    ORDER BY x.id LIMIT 1) a ON true), "
+    "j AS (SELECT i.*, CASE WHEN i.active IS NULL THEN i.status ELSE 'skipped' END AS st, "
+    "  CASE WHEN i.active IS NULL THEN i.reason ELSE 'concurrency forbid: execution ' || "
+    "  i.active || ' of this task has not finished' END AS why FROM i) "
+    "INSERT INTO task_executions (scheduled_task_id, task_name, task_type, "
+    "  connection_id, status, trigger, scheduled_for, priority, max_attempts, parameters, "
+    "  queued_at, scheduled_at, not_before, skipped_reason, completed_at) "
+    "SELECT t.id, t.name, t.task_type, t.connection_id, j.st, 'schedule', " TS("j.at_ms") ", "
+    "  t.priority, greatest(coalesce((t.retry_policy->>'max_attempts')::int, 1), 1), "
+    "  t.task_params, CASE WHEN j.st = 'queued' THEN now() END, "
+    "  CASE WHEN j.st = 'scheduled' THEN now() END, "
+    "  CASE WHEN j.st = 'scheduled' THEN " TS("j.nb_ms") " END, "
+    "  CASE WHEN j.st = 'skipped' THEN coalesce(j.why, 'skipped') END, "
+    "  CASE WHEN j.st = 'skipped' THEN now() END "
+    "FROM j JOIN scheduled_tasks t ON t.id = j.task_id ORDER BY j.ord "
+    "ON CONFLICT ON CONSTRAINT task_executions_fire_key DO NOTHING "
+    "RETURNING scheduled_task_id, " MS("scheduled_for") ", id, status, skipped_reason";
+
+/* Existing executions of fire keys, for the items a batch did not create. */
+static const char fire_lookup_sql[] =
+    "SELECT u.k, e.id FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS "
+    "u(task_id, at_ms, k) JOIN task_executions e ON e.scheduled_task_id = u.task_id "
+    "AND e.scheduled_for = " TS("u.at_ms");
+
+static __thread const store_fire_item *tl_items;
+
+/* Order item indices by fire key, then position. */
+static int cmp_key(const void *a, const void *b)
+{
+    const store_fire_item *x = &tl_items[*(const size_t *)a], *y = &tl_items[*(const size_t *)b];
+    if (x->task_id != y->task_id)
+        return x->task_id < y->task_id ? -1 : 1;
+    if (x->scheduled_for_ms != y->scheduled_for_ms)
+        return x->scheduled_for_ms < y->scheduled_for_ms ? -1 : 1;
+    return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+/* The position in `order` (sorted, first of each key only) of a key, or
+ * -1. */
+static ssize_t find_key(const store_fire_item *items, const size_t *order, size_t n,
+                        int64_t task_id, int64_t at_ms)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const store_fire_item *m = &items[order[mid]];
+        if (m->task_id < task_id || (m->task_id == task_id && m->scheduled_for_ms < at_ms))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < n && items[order[lo]].task_id == task_id &&
+        items[order[lo]].scheduled_for_ms == at_ms)
+        return (ssize_t)lo;
+    return -1;
+}
+
+/* Arrays of the first item of each key, in batch order (first[k] true). */
+static void fire_arrays(const store_fire_item *items, size_t n, const bool *first, strbuf *a)
+{
+    for (int c = 0; c < 6; c++)
+        sb_appendn(&a[c], "{", 1);
+    for (size_t k = 0; k < n; k++) {
+        const store_fire_item *it = &items[k];
+        if (!first[k])
+            continue;
+        arr_i64(&a[0], it->task_id);
+        arr_i64(&a[1], it->scheduled_for_ms);
+        arr_text(&a[2], store_status_name(it->initial));
+        arr_i64(&a[3], it->not_before_ms);
+        arr_text(&a[4], it->initial == STORE_SKIPPED ? (it->reason ? it->reason : "skipped")
+                                                     : NULL);
+        arr_text(&a[5], it->skip_if_active && it->initial != STORE_SKIPPED ? "t" : "f");
+    }
+    for (int c = 0; c < 6; c++)
+        sb_appendn(&a[c], "}", 1);
+}
+
+/* exec_id of the keys that were not created (and exist), in one query. */
+static int fire_lookup_missing(store *s, store_fire_item *items, size_t n, const bool *first,
+                               char *err, size_t errlen)
+{
+    strbuf a[2] = {{0}};
+    size_t *pos = xcalloc(n + 1, sizeof *pos), m = 0;
+    sb_appendn(&a[0], "{", 1);
+    sb_appendn(&a[1], "{", 1);
+    for (size_t k = 0; k < n; k++) {
+        if (!first[k] || items[k].created)
+            continue;
+        arr_i64(&a[0], items[k].task_id);
+        arr_i64(&a[1], items[k].scheduled_for_ms);
+        pos[m++] = k;
+    }
+    sb_appendn(&a[0], "}", 1);
+    sb_appendn(&a[1], "}", 1);
+    int rc = 0;
+    if (m) {
+        const char *pv[] = {a[0].buf, a[1].buf};
+        PGresult *r = run(s, "reading existing fires", fire_lookup_sql, 2, pv, err, errlen);
+        if (!r) {
+            rc = -1;
+        } else {
+            for (int row = 0; row < PQntuples(r); row++) {
+                int64_t k = gi64(r, row, 0);
+                if (k >= 1 && (size_t)k <= m)
+                    items[pos[k - 1]].exec_id = gi64(r, row, 1);
+            }
+            PQclear(r);
+        }
+    }
+    sb_free(&a[0]);
+    sb_free(&a[1]);
+    free(pos);
+    return rc;
+}
+
+int store_fire_batch(store *s, store_fire_item *items, size_t n, char *err, size_t errlen)
+{
+    for (size_t k = 0; k < n; k++) {
+        store_status st = items[k].initial;
+        if (st != STORE_PENDING && st != STORE_QUEUED && st != STORE_SCHEDULED &&
+            st != STORE_SKIPPED)
+            return set_err(err, errlen, "store_fire_batch: item %zu (task %lld): initial status "
+                           "must be pending, queued, scheduled or skipped, not %s",
+                           k, (long long)items[k].task_id, store_status_name(st));
+    }
+    if (n == 0)
+        return 0;
+    /* by key: the first item of each key is sent, the others copy it */
+    size_t *order = xcalloc(n, sizeof *order), n_first = 0;
+    bool *first = xcalloc(n, sizeof *first);
+    size_t *dup_of = xcalloc(n, sizeof *dup_of);
+    for (size_t k = 0; k < n; k++) {
+        order[k] = k;
+        items[k].exec_id = 0;
+        items[k].created = false;
+        items[k].skipped_now = false;
+    }
+    tl_items = items;
+    qsort(order, n, sizeof *order, cmp_key);
+    for (size_t k = 0; k < n; k++) {
+        const store_fire_item *it = &items[order[k]];
+        const store_fire_item *prev = n_first ? &items[order[n_first - 1]] : NULL;
+        if (prev && prev->task_id == it->task_id && prev->scheduled_for_ms == it->scheduled_for_ms) {
+            dup_of[order[k]] = order[n_first - 1] + 1;
+            continue;
+        }
+        first[order[k]] = true;
+        order[n_first++] = order[k];
+    }
+    strbuf a[6] = {{0}};
+    fire_arrays(items, n, first, a);
+    const char *pv[] = {a[0].buf, a[1].buf, a[2].buf, a[3].buf, a[4].buf, a[5].buf};
+    PGresult *r = run(s, "inserting a batch of fires", fire_batch_sql, 6, pv, err, errlen);
+    for (int c = 0; c < 6; c++)
+        sb_free(&a[c]);
+    int made = -1;
+    if (r) {
+        made = 0;
+        for (int row = 0; row < PQntuples(r); row++) {
+            ssize_t at = find_key(items, order, n_first, gi64(r, row, 0), gi64(r, row, 1));
+            if (at < 0)
+                continue;
+            store_fire_item *it = &items[order[at]];
+            it->exec_id = gi64(r, row, 2);
+            it->created = true;
+            it->skipped_now = strcmp(PQgetvalue(r, row, 3), "skipped") == 0 &&
+                              it->initial != STORE_SKIPPED;
+            if (it->skipped_now)
+                snprintf(it->skipped_reason, sizeof it->skipped_reason, "%s",
+                         PQgetvalue(r, row, 4));
+            made++;
+        }
+        PQclear(r);
+        if ((size_t)made < n_first && fire_lookup_missing(s, items, n, first, err, errlen) < 0)
+            made = -1;
+    }
+    for (size_t k = 0; made >= 0 && k < n; k++)
+        if (dup_of[k])
+            items[k].exec_id = items[dup_of[k] - 1].exec_id;
+    tl_items = NULL;
+    free(order);
+    free(first);
+    free(dup_of);
+    return made;
+}
+
+int store_tasks_active(store *s, const int64_t *task_ids, size_t n, store_active **out,
+                       size_t *n_out, char *err, size_t errlen)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (n == 0)
+        return 0;
+    strbuf a = {0};
+    sb_appendn(&a, "{", 1);
+    for (size_t k = 0; k < n; k++)
+        arr_i64(&a, task_ids[k]);
+    sb_appendn(&a, "}", 1);
+    const char *pv[] = {a.buf};
+    PGresult *r = run(s, "reading active executions",
+                      /* driven by the tasks through the history index
+                       * (OFFSET 0 keeps the planner from turning it into
+                       * a scan of the whole table, which grows; NOT IN
+                       * TERMINAL: see fire_batch_sql) */
+                      "SELECT u.task_id, e.id FROM unnest($1::bigint[]) AS u(task_id) "
+                      "CROSS JOIN LATERAL (SELECT x.id FROM task_executions x "
+                      "  WHERE x.scheduled_task_id = u.task_id AND x.status NOT IN " TERMINAL
+                      "  OFFSET 0) e ORDER BY 1, 2",
+                      1, pv, err, errlen);
+    sb_free(&a);
+    if (!r)
+        return -1;
+    *n_out = (size_t)PQntuples(r);
+    *out = xcalloc(*n_out ? *n_out : 1, sizeof **out);
+    for (size_t k = 0; k < *n_out; k++) {
+        (*out)[k].task_id = gi64(r, (int)k, 0);
+        (*out)[k].exec_id = gi64(r, (int)k, 1);
+    }
+    PQclear(r);
+    return 0;
+}
+
 int store_trigger(store *s, const char *name, const char *params_override_json, int64_t *exec_id,
                   char *err, size_t errlen)
 {

@@ -169,6 +169,46 @@ int store_fire(store *s, int64_t task_id, int64_t scheduled_for_ms, store_status
  * Same key and return convention as store_fire. */
 int store_fire_skipped(store *s, int64_t task_id, int64_t scheduled_for_ms, const char *reason,
                        int64_t *exec_id, bool *created, char *err, size_t errlen);
+/* One fire of a batch (store_fire_batch). The caller fills the inputs; the
+ * call fills the outputs. */
+typedef struct store_fire_item {
+    int64_t task_id;
+    int64_t scheduled_for_ms;  /* the fire key with task_id */
+    store_status initial;      /* pending, queued, scheduled or skipped */
+    int64_t not_before_ms;     /* scheduled: when it is due */
+    const char *reason;        /* skipped: why (NULL: "skipped"); else ignored */
+    bool skip_if_active;       /* `concurrency: forbid`: when the task has an
+                                * unfinished execution, record the fire as
+                                * skipped instead, the reason naming it */
+    int64_t exec_id;           /* out: the execution created, or the existing
+                                * one; 0 when the task id is unknown */
+    bool created;              /* out: true when this call created it */
+    bool skipped_now;          /* out: created as skipped by skip_if_active */
+    char skipped_reason[96];   /* out: its reason, when skipped_now */
+} store_fire_item;
+
+/* The fires of items[0..n) in ONE statement (INSERT ... SELECT FROM
+ * unnest(...) ON CONFLICT ON the fire key DO NOTHING RETURNING): what
+ * store_fire and store_fire_skipped do, plus the `forbid` overlap check,
+ * for many fires in one round trip and one commit (a second, read-only
+ * query only when some keys already existed, for their ids). An item whose
+ * key exists is not created (created false); a key repeated within the
+ * batch is created once, for its first item, the others getting its
+ * exec_id. An unknown task id is not an error here: exec_id 0.
+ * Returns the number created, or -1 (nothing created; a bad `initial`
+ * names the item). */
+int store_fire_batch(store *s, store_fire_item *items, size_t n, char *err, size_t errlen);
+
+/* The unfinished executions (pending, queued, scheduled, running) of many
+ * tasks, for the overlap policy of a batch of fires: one query. */
+typedef struct store_active {
+    int64_t task_id, exec_id;
+} store_active;
+
+/* Pairs for task_ids[0..n) into *out (caller frees; ordered by task id,
+ * then execution id, oldest first) and *n_out. Returns 0 or -1. */
+int store_tasks_active(store *s, const int64_t *task_ids, size_t n, store_active **out,
+                       size_t *n_out, char *err, size_t errlen);
 /* A manual execution of task `name` (trigger 'manual', status pending),
  * its params the task's with `params_override_json` (a JSON object, or
  * NULL) merged over them key by key. Returns 0, 1 for an unknown task (err
