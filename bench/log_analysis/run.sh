@@ -15,7 +15,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 build=${1:-$src/build}
 copies=${2:-130}
-data=${LA_DATA_DIR:-/work/shared/data/pglog}
+# shared/ beside the repository, else where developers' machines have it.
+data=${LA_DATA_DIR:-}
+[ -n "$data" ] || { [ -d "$src/../shared/data/pglog" ] && data=$(cd "$src/../shared/data/pglog" && pwd); } || true
+[ -n "$data" ] || data=/work/shared/data/pglog
 cli=$build/tests/la_cli
 prefix='%m [%p] %q%u@%d/%a '
 [ -x "$cli" ] || { echo "run.sh: $cli not built (cmake --build $build --target la_cli)" >&2; exit 2; }
