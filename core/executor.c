@@ -567,6 +567,10 @@ static long rss_bytes(void)
     return rss * sysconf(_SC_PAGESIZE);
 }
 
+/* The process that owns the pool (the supervisor); set by pool_new and
+ * inherited by the fork server and the executors. */
+static pid_t pool_owner;
+
 static void executor_main(int fd, const pgr_config *cfg, const plugin_registry *reg)
 {
     struct sigaction sa = {0};
@@ -582,7 +586,16 @@ static void executor_main(int fd, const pgr_config *cfg, const plugin_registry *
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Started by the fork server, our first parent is a short-lived
+     * intermediate: wait until we are the supervisor's (it is a child
+     * subreaper), then die with it. */
+    for (int i = 0; i < 5000 && getppid() != pool_owner; i++) {
+        struct timespec d = {0, 1000000};
+        nanosleep(&d, NULL);
+    }
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the supervisor */
+    if (getppid() != pool_owner)
+        _exit(1);
     log_set_component("executor");
     plugin_slot *slots = xcalloc(reg->n_plugins ? reg->n_plugins : 1, sizeof *slots);
     int max_tasks = cfg->workers.max_tasks_per_process;
@@ -630,10 +643,177 @@ struct exec_pool {
     executor *ex;
     int n;
     int wake_fd; /* -1, or a descriptor whose readability ends pool_wait() */
+    int forker_fd;    /* the fork server's control socket, or -1: fork directly */
+    pid_t forker_pid;
+    bool subreaper;   /* this pool holds a subreaper_refs reference */
 };
+
+/* Keep stdio and `keep` only: an executor must not hold the supervisor's
+ * store, queue, leader or API descriptors, nor other executors' sockets. */
+static void close_all_but(int keep)
+{
+    unsigned self = (unsigned)keep;
+    if (self > 3)
+        close_range(3, self - 1, 0);
+    close_range(self >= 3 ? self + 1 : 3, ~0u, 0);
+}
+
+/*
+ * The fork server. Executors that replace a crashed or recycled one would
+ * otherwise be forked from the supervisor while its other threads run
+ * (fetcher, writer, and in `run` the scheduler and the API): a lock one of
+ * them holds at that instant (an allocator's, a library's) stays locked
+ * forever in the child, which then hangs. The fork server is forked once,
+ * from pool_new, before any of those threads exists, and stays
+ * single-threaded: every executor is forked by it.
+ *
+ * Per request (one byte on a SOCK_SEQPACKET socketpair) it makes the
+ * executor's socketpair and forks an intermediate, which forks the executor
+ * and exits at once. The supervisor is a child subreaper, so the executor
+ * is reparented to it: waitpid(), the crash signal and kill() work as if it
+ * had forked the executor itself. The server reaps the intermediate (so the
+ * reparenting is done) and only then sends back the executor's pid and
+ * socket (SCM_RIGHTS).
+ */
+static void forker_main(int ctl, exec_pool *pool)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != pool_owner)
+        _exit(0);
+    close_all_but(ctl);
+    signal(SIGCHLD, SIG_DFL);
+    signal(SIGINT, SIG_IGN); /* Ctrl-C and SIGHUP are the supervisor's to act on */
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGTERM, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL); /* inherited from the daemon's block */
+    for (;;) {
+        char req;
+        ssize_t n = recv(ctl, &req, 1, 0);
+        if (n <= 0 && !(n < 0 && errno == EINTR))
+            _exit(0); /* the pool is gone */
+        if (n <= 0)
+            continue;
+        int sv[2], pp[2];
+        pid_t ex = -1;
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || pipe(pp) < 0) {
+            send(ctl, &ex, sizeof ex, 0);
+            continue;
+        }
+        pid_t mid = fork();
+        if (mid == 0) {
+            pid_t child = fork();
+            if (child == 0) {
+                close(ctl);
+                close(sv[0]);
+                close(pp[0]);
+                close(pp[1]);
+                close_all_but(sv[1]);
+                executor_main(sv[1], pool->cfg, pool->reg);
+            }
+            (void)!write(pp[1], &child, sizeof child);
+            _exit(0);
+        }
+        close(pp[1]);
+        if (mid < 0 || read(pp[0], &ex, sizeof ex) != (ssize_t)sizeof ex)
+            ex = -1;
+        close(pp[0]);
+        if (mid > 0)
+            while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        close(sv[1]);
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        memset(cbuf, 0, sizeof cbuf);
+        struct iovec iov = {&ex, sizeof ex};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+        if (ex > 0) {
+            msg.msg_control = cbuf;
+            msg.msg_controllen = sizeof cbuf;
+            struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(c), &sv[0], sizeof(int));
+        }
+        sendmsg(ctl, &msg, 0);
+        close(sv[0]);
+    }
+}
+
+/* Pools alive in this process: it is a child subreaper while any is, so
+ * that orphans of a process that never runs a pool go to init as usual. */
+static int subreaper_refs;
+
+/* Start the fork server. On failure the pool forks executors directly. */
+static void start_forker(exec_pool *pool)
+{
+    int ctl[2];
+    pool->forker_fd = -1;
+    if (subreaper_refs == 0 && prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+        return;
+    subreaper_refs++;
+    pool->subreaper = true;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0)
+        return;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(ctl[0]);
+        forker_main(ctl[1], pool);
+    }
+    close(ctl[1]);
+    if (pid < 0) {
+        close(ctl[0]);
+        return;
+    }
+    pool->forker_fd = ctl[0];
+    pool->forker_pid = pid;
+}
+
+/* Ask the fork server for an executor. Returns 0 with *pid and *fd, or -1
+ * (the server is gone: it is stopped and the caller forks directly). */
+static int spawn_via_forker(exec_pool *pool, pid_t *pid, int *fd)
+{
+    char req = 's';
+    pid_t ex = -1;
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {&ex, sizeof ex};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                         .msg_controllen = sizeof cbuf};
+    ssize_t n;
+    if (send(pool->forker_fd, &req, 1, MSG_NOSIGNAL) != 1)
+        goto gone;
+    while ((n = recvmsg(pool->forker_fd, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+        ;
+    if (n != (ssize_t)sizeof ex)
+        goto gone;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (ex <= 0 || !c || c->cmsg_type != SCM_RIGHTS)
+        return -1; /* this request failed; the server lives on */
+    memcpy(fd, CMSG_DATA(c), sizeof(int));
+    *pid = ex;
+    return 0;
+gone:
+    close(pool->forker_fd);
+    pool->forker_fd = -1;
+    if (pool->forker_pid > 0)
+        waitpid(pool->forker_pid, NULL, 0);
+    pool->forker_pid = 0;
+    return -1;
+}
 
 static int spawn(exec_pool *pool, int i, char *err, size_t errlen)
 {
+    pid_t fpid;
+    int ffd;
+    if (pool->forker_fd >= 0 && spawn_via_forker(pool, &fpid, &ffd) == 0) {
+        executor *e = &pool->ex[i];
+        memset(e, 0, sizeof *e);
+        e->pid = fpid;
+        e->fd = ffd;
+        return 0;
+    }
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return set_err(err, errlen, "socketpair: %s", strerror(errno));
@@ -645,14 +825,8 @@ static int spawn(exec_pool *pool, int i, char *err, size_t errlen)
         return set_err(err, errlen, "fork: %s", strerror(errno));
     }
     if (pid == 0) {
-        /* Keep stdio and our socket only: an executor started while the
-         * daemon runs would otherwise hold the other executors' sockets and
-         * the supervisor's store, queue, leader and API descriptors. */
         close(sv[0]);
-        unsigned self = (unsigned)sv[1];
-        if (self > 3)
-            close_range(3, self - 1, 0);
-        close_range(self >= 3 ? self + 1 : 3, ~0u, 0);
+        close_all_but(sv[1]);
         executor_main(sv[1], pool->cfg, pool->reg);
     }
     close(sv[1]);
@@ -675,6 +849,8 @@ exec_pool *pool_new(const pgr_config *cfg, const plugin_registry *reg, int proce
     pool->ex = xcalloc((size_t)pool->n, sizeof *pool->ex);
     for (int i = 0; i < pool->n; i++)
         pool->ex[i].fd = -1;
+    pool_owner = getpid();
+    start_forker(pool);
     for (int i = 0; i < pool->n; i++) {
         if (spawn(pool, i, err, errlen) < 0) {
             pool_free(pool, 0);
@@ -921,6 +1097,13 @@ void pool_free(exec_pool *pool, int64_t grace_ms)
 {
     if (!pool)
         return;
+    if (pool->forker_fd >= 0) { /* EOF on its socket: the fork server exits */
+        close(pool->forker_fd);
+        pool->forker_fd = -1;
+        while (pool->forker_pid > 0 && waitpid(pool->forker_pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    bool was_subreaper = pool->subreaper;
     /* Closing the socket tells an idle executor to exit at once, and a busy
      * one as soon as it tries to send its result. */
     for (int i = 0; i < pool->n; i++) {
@@ -953,6 +1136,9 @@ void pool_free(exec_pool *pool, int64_t grace_ms)
         exec_job_free(e->job);
         e->job = NULL;
     }
+    /* Our executors are reaped: stop adopting orphans when no pool is left. */
+    if (was_subreaper && --subreaper_refs == 0)
+        prctl(PR_SET_CHILD_SUBREAPER, 0);
     free(pool->ex);
     free(pool);
 }
