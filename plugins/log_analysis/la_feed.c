@@ -21,6 +21,26 @@ static void emit(la_feeder *f, const la_rec *r)
     la_agg_record(f->agg, r);
 }
 
+/* The end of a chunk of line-oriented input (stderr, syslog). An entry
+ * still open when the chunk ends may yet get continuation lines, unless
+ * this is the end of the input: then it is emitted. Otherwise the chunk is
+ * consumed only up to that entry's first line, which is fed again with the
+ * next read. Returns how many bytes were consumed. */
+static size_t end_chunk(la_feeder *f, const la_rec *cur, int active, int at_eof, size_t pos,
+                        uint64_t lines, size_t entry_start, uint64_t lines_at_start,
+                        uint64_t unparsed)
+{
+    if (active && !at_eof) {
+        lines = lines_at_start;
+        pos = entry_start;
+    } else if (active) {
+        emit(f, cur);
+    }
+    f->lines += lines;
+    la_agg_unparsed(f->agg, unparsed);
+    return pos;
+}
+
 static size_t feed_stderr(la_feeder *f, const char *p, size_t n, int at_eof)
 {
     size_t pos = 0, entry_start = 0;
@@ -54,16 +74,7 @@ static size_t feed_stderr(la_feeder *f, const char *p, size_t n, int at_eof)
         lines++;
         pos = le + 1;
     }
-    if (active && !at_eof) {
-        /* the last entry may still get continuation lines: feed it again */
-        lines = lines_at_start;
-        pos = entry_start;
-    } else if (active) {
-        emit(f, &cur);
-    }
-    f->lines += lines;
-    la_agg_unparsed(f->agg, unparsed);
-    return pos;
+    return end_chunk(f, &cur, active, at_eof, pos, lines, entry_start, lines_at_start, unparsed);
 }
 
 static size_t count_nl(const char *p, size_t n)
@@ -236,15 +247,7 @@ static size_t feed_syslog(la_feeder *f, const char *p, size_t n, int at_eof)
         lines++;
         pos = le + 1;
     }
-    if (active && !at_eof) {
-        lines = lines_at_start;
-        pos = entry_start;
-    } else if (active) {
-        emit(f, &cur);
-    }
-    f->lines += lines;
-    la_agg_unparsed(f->agg, unparsed);
-    return pos;
+    return end_chunk(f, &cur, active, at_eof, pos, lines, entry_start, lines_at_start, unparsed);
 }
 
 size_t la_feed_buffer(la_feeder *f, const char *p, size_t n, int at_eof)
